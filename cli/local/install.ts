@@ -1,0 +1,68 @@
+/**
+ * Puts the in-memory AWS models behind the real SDK v3 clients with aws-sdk-client-mock, so code
+ * under test (and the drill) constructs ordinary clients and sends ordinary commands.
+ */
+import {
+  CancelRotateSecretCommand,
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetRandomPasswordCommand,
+  GetSecretValueCommand,
+  ListSecretVersionIdsCommand,
+  PutSecretValueCommand,
+  RotateSecretCommand,
+  SecretsManagerClient,
+  type SecretsManagerClientResolvedConfig,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateSecretCommand,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
+import type { SecretsManagerModel } from './secrets-manager-model';
+
+/** The aws-sdk-client-mock stub of SecretsManagerClient. */
+export type SecretsManagerStub = AwsStub<
+  ServiceInputTypes,
+  ServiceOutputTypes,
+  SecretsManagerClientResolvedConfig
+>;
+
+/**
+ * Answers every SecretsManagerClient (this process, any instance) from `model`.
+ * Returns the aws-sdk-client-mock stub so tests can assert received commands or inject failures.
+ *
+ * @example
+ * const sm = installSecretsManagerModel(new SecretsManagerModel());
+ * expect(sm).toHaveReceivedCommand(PutSecretValueCommand);
+ */
+export function installSecretsManagerModel(model: SecretsManagerModel) {
+  const stub = mockClient(SecretsManagerClient);
+  wireSecretsManager(stub, model);
+  return stub;
+}
+
+/**
+ * (Re)connects a Secrets Manager stub to the model, e.g. after `stub.reset()` or after a test
+ * replaced one command's behaviour with a failure.
+ *
+ * @example
+ * stub.reset(); wireSecretsManager(stub, model);
+ */
+export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel): void {
+  const on = stub.on.bind(stub);
+  on(CreateSecretCommand).callsFake((i) => model.createSecret(i));
+  on(DescribeSecretCommand).callsFake((i) => model.describeSecret(i));
+  on(GetSecretValueCommand).callsFake((i) => model.getSecretValue(i));
+  on(PutSecretValueCommand).callsFake((i) => model.putSecretValue(i));
+  on(UpdateSecretVersionStageCommand).callsFake((i) => model.updateSecretVersionStage(i));
+  on(GetRandomPasswordCommand).callsFake((i) => model.getRandomPassword(i));
+  on(RotateSecretCommand).callsFake((i) => model.rotateSecret(i));
+  on(CancelRotateSecretCommand).callsFake((i) => model.cancelRotateSecret(i));
+  on(ListSecretVersionIdsCommand).callsFake((i) => model.listSecretVersionIds(i));
+  on(TagResourceCommand).callsFake((i) => model.tagResource(i));
+  on(UntagResourceCommand).callsFake((i) => model.untagResource(i));
+  on(UpdateSecretCommand).callsFake((i) => model.updateSecret(i));
+}

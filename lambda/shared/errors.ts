@@ -1,0 +1,209 @@
+/**
+ * Every typed error of converge, in one place.
+ *
+ * Rules every error here follows:
+ * - the message names what is wrong (a field, a token, a consumer, a host) and never carries a
+ *   secret value: passwords, full secret JSON and connection strings are not interpolated;
+ * - `cause` is kept when there is one, but causes that may carry driver text are passed through
+ *   {@link redactedCause} first;
+ * - a subclass exists only where a caller needs to tell cases apart.
+ */
+
+/** Base class: `instanceof ConvergeError` catches everything this project throws on purpose. */
+export class ConvergeError extends Error {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConvergeError';
+  }
+}
+
+/** A secret's JSON is malformed, or a field is missing or has the wrong type. Names the field only. */
+export class InvalidSecretError extends ConvergeError {
+  public constructor(
+    message: string,
+    public readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'InvalidSecretError';
+  }
+}
+
+/** The rotation event or the secret's state does not allow this step (wrong token, stage, disabled). */
+export class RotationStateError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RotationStateError';
+  }
+}
+
+/**
+ * The pending secret does not describe the alternate user of the current one on the same database:
+ * refusing prevents a confused deputy from changing an unrelated role's password.
+ */
+export class ConfusedDeputyError extends ConvergeError {
+  public constructor(message: string) {
+    super(message);
+    this.name = 'ConfusedDeputyError';
+  }
+}
+
+/** The master secret named by `masterarn` is missing, unreadable or incomplete. */
+export class MasterSecretError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MasterSecretError';
+  }
+}
+
+/** Connecting to PostgreSQL failed: unreachable, timed out, or refused. */
+export class DatabaseConnectionError extends ConvergeError {
+  public constructor(
+    message: string,
+    options?: { cause?: unknown; code?: string },
+  ) {
+    super(message, options);
+    this.name = 'DatabaseConnectionError';
+    this.code = options?.code;
+  }
+  /** SQLSTATE or Node error code of the underlying failure, when known. */
+  public readonly code?: string;
+}
+
+/** The server rejected the credential (SQLSTATE 28P01 / 28000). */
+export class AuthenticationFailedError extends DatabaseConnectionError {
+  public constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options);
+    this.name = 'AuthenticationFailedError';
+  }
+}
+
+/** TLS was required (the secret's `ssl` mode) and the server could not provide or prove it. */
+export class TlsRequiredError extends DatabaseConnectionError {
+  public constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options);
+    this.name = 'TlsRequiredError';
+  }
+}
+
+/** A SQL statement run by the rotation failed (for example, missing privileges). */
+export class DatabaseOperationError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options);
+    this.name = 'DatabaseOperationError';
+    this.code = options?.code;
+  }
+  public readonly code?: string;
+}
+
+/** The pending credential logs in but cannot do what the current one can. */
+export class PrivilegeMismatchError extends ConvergeError {
+  public constructor(message: string) {
+    super(message);
+    this.name = 'PrivilegeMismatchError';
+  }
+}
+
+/** Function, construct or CLI configuration is invalid (environment, consumer registry, props). */
+export class ConfigurationError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** An AWS API call failed in a way the step cannot recover from (throttling, 5xx, access denied). */
+export class AwsCallError extends ConvergeError {
+  public constructor(
+    public readonly operation: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AwsCallError';
+  }
+}
+
+/** What the promotion gate knows about one consumer that has not converged. */
+export interface StaleConsumer {
+  /** Registered consumer name. */
+  readonly consumer: string;
+  /** Lowest generation the consumer reported in the window, or undefined when it reported nothing. */
+  readonly lastGeneration?: number;
+  /** Why it blocks: reporting an older generation, or silent (no fresh data points). */
+  readonly reason: 'stale' | 'silent';
+}
+
+/**
+ * finishSecret is held: registered `live` consumers have not reported the pending generation.
+ * Thrown with no side effects; the alarm re-drive or the next retry completes the rotation.
+ */
+export class ConvergencePendingError extends ConvergeError {
+  public constructor(
+    public readonly pendingGeneration: number,
+    public readonly blocking: readonly StaleConsumer[],
+    detail?: string,
+  ) {
+    super(
+      `Promotion held: ${blocking.length} consumer(s) have not reported generation ${pendingGeneration}: ` +
+        blocking.map(describeStale).join(', ') +
+        (detail ? `. ${detail}` : ''),
+    );
+    this.name = 'ConvergencePendingError';
+  }
+}
+
+/**
+ * setSecret refuses to overwrite the AWSPREVIOUS user's password: something still uses it.
+ */
+export class RevocationBlockedError extends ConvergeError {
+  public constructor(
+    public readonly username: string,
+    public readonly blocking: readonly StaleConsumer[],
+    public readonly sessions: number,
+  ) {
+    const parts: string[] = [];
+    if (blocking.length > 0) {
+      parts.push(`consumers still on an older generation: ${blocking.map(describeStale).join(', ')}`);
+    }
+    if (sessions > 0) {
+      parts.push(`${sessions} open session(s) of that user in pg_stat_activity`);
+    }
+    super(`Revocation blocked for user "${username}": ${parts.join('; ')}`);
+    this.name = 'RevocationBlockedError';
+  }
+}
+
+/** The consumer library could not obtain any credential (no last good value to fall back on). */
+export class SecretUnavailableError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SecretUnavailableError';
+  }
+}
+
+function describeStale(s: StaleConsumer): string {
+  return s.reason === 'silent'
+    ? `${s.consumer} (silent: no fresh data points)`
+    : `${s.consumer} (last reported generation ${s.lastGeneration})`;
+}
+
+/**
+ * Keeps only the parts of a driver or SDK error that are safe to log: its name, code and a message
+ * with anything that looks like a credential removed. Use it before passing an error as `cause`
+ * when the error may have seen a password (a failed connection string parse, for example).
+ *
+ * @example
+ * throw new DatabaseConnectionError('cannot reach db', { cause: redactedCause(err, [password]) });
+ */
+export function redactedCause(err: unknown, secrets: readonly string[] = []): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  let message = e.message;
+  for (const s of secrets) {
+    if (s) message = message.split(s).join('[redacted]');
+  }
+  const safe = new Error(message);
+  safe.name = e.name;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string') (safe as Error & { code?: string }).code = code;
+  return safe;
+}

@@ -1,0 +1,222 @@
+/**
+ * How every part of converge connects to PostgreSQL: TLS per the secret's `ssl` mode with no silent
+ * downgrade, connect and statement timeouts on every connection, and driver failures turned into
+ * typed errors that name the host and user but never the password.
+ */
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity } from 'node:tls';
+import { Client, type ClientConfig } from 'pg';
+import {
+  AuthenticationFailedError,
+  ConfigurationError,
+  ConvergeError,
+  DatabaseConnectionError,
+  TlsRequiredError,
+  redactedCause,
+} from './errors';
+import type { SslMode } from './secret';
+
+/** Where Lambda's Node.js runtime ships the RDS certificate authorities. */
+export const LAMBDA_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+
+/** Where to connect. */
+export interface ConnectionTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly dbname: string;
+  readonly ssl: SslMode;
+}
+
+/** Who connects. */
+export interface Credential {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Connection behaviour shared by the rotation function, the consumer pool and the CLI. */
+export interface ConnectionOptions {
+  /**
+   * PEM file with the certificate authorities that sign the server certificate.
+   *
+   * @default - Node's built-in trust store (verification still happens)
+   */
+  readonly caBundlePath?: string;
+  /**
+   * Time allowed for TCP, TLS and authentication together.
+   *
+   * @default 5000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Server-side `statement_timeout` and client-side query timeout.
+   *
+   * @default 10000
+   */
+  readonly statementTimeoutMs?: number;
+  /**
+   * `application_name` shown in pg_stat_activity.
+   *
+   * @default 'converge'
+   */
+  readonly applicationName?: string;
+}
+
+const caCache = new Map<string, Buffer>();
+
+function readCa(path: string): Buffer {
+  let ca = caCache.get(path);
+  if (!ca) {
+    try {
+      ca = readFileSync(path);
+    } catch (err) {
+      throw new ConfigurationError(`CA bundle "${path}" cannot be read`, { cause: redactedCause(err) });
+    }
+    caCache.set(path, ca);
+  }
+  return ca;
+}
+
+/**
+ * The `pg` TLS settings for a mode. `verify-full` checks the certificate chain and that the
+ * certificate names `host` (IP addresses included, which `pg` alone does not check).
+ *
+ * @example
+ * new pg.Client({ host, ssl: tlsSettings('verify-full', host, { caBundlePath }) });
+ */
+export function tlsSettings(mode: SslMode, host: string, options: ConnectionOptions = {}): ClientConfig['ssl'] {
+  if (mode === 'disable') return false;
+  if (mode === 'require') return { rejectUnauthorized: false };
+  const ca = options.caBundlePath ? readCa(options.caBundlePath) : undefined;
+  if (mode === 'verify-ca') {
+    return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  }
+  return {
+    ca,
+    rejectUnauthorized: true,
+    servername: isIp(host) ? undefined : host,
+    checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert),
+  };
+}
+
+/**
+ * A complete `pg` client configuration for a target and credential.
+ *
+ * @example
+ * const pool = new pg.Pool(pgConfig(target, { username, password }, { caBundlePath }));
+ */
+export function pgConfig(
+  target: ConnectionTarget,
+  credential: Credential,
+  options: ConnectionOptions = {},
+): ClientConfig {
+  const statementTimeout = options.statementTimeoutMs ?? 10_000;
+  return {
+    host: target.host,
+    port: target.port,
+    database: target.dbname,
+    user: credential.username,
+    password: credential.password,
+    ssl: tlsSettings(target.ssl, target.host, options),
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    statement_timeout: statementTimeout,
+    query_timeout: statementTimeout + 1_000,
+    application_name: options.applicationName ?? 'converge',
+  };
+}
+
+/**
+ * Opens one connection, or throws a typed error: {@link AuthenticationFailedError} for a rejected
+ * credential, {@link TlsRequiredError} when TLS cannot be established or verified, and
+ * {@link DatabaseConnectionError} otherwise. The password never appears in the error.
+ *
+ * @example
+ * const client = await openClient(target, credential, { caBundlePath });
+ * try { await client.query('SELECT 1'); } finally { await client.end(); }
+ */
+export async function openClient(
+  target: ConnectionTarget,
+  credential: Credential,
+  options: ConnectionOptions = {},
+): Promise<Client> {
+  const client = new Client(pgConfig(target, credential, options));
+  // An idle connection dropped by the server must not crash the process.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw classifyConnectError(err, target, credential);
+  }
+}
+
+/**
+ * Runs `fn` with a fresh connection and always closes it.
+ *
+ * @example
+ * const user = await withClient(target, cred, {}, (c) => c.query('SELECT current_user'));
+ */
+export async function withClient<T>(
+  target: ConnectionTarget,
+  credential: Credential,
+  options: ConnectionOptions,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
+  const client = await openClient(target, credential, options);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+/**
+ * Maps a `pg` connect failure to a typed error.
+ *
+ * @example
+ * try { await client.connect(); } catch (err) { throw classifyConnectError(err, target, cred); }
+ */
+export function classifyConnectError(err: unknown, target: ConnectionTarget, credential: Credential): ConvergeError {
+  if (err instanceof ConvergeError) return err;
+  const cause = redactedCause(err, [credential.password]);
+  const code = (err as { code?: string } | undefined)?.code;
+  const where = `${target.host}:${target.port}/${target.dbname} as "${credential.username}"`;
+  if (code === '28P01' || code === '28000') {
+    return new AuthenticationFailedError(`PostgreSQL rejected the credential for ${where} (SQLSTATE ${code})`, {
+      cause,
+      code,
+    });
+  }
+  if (/does not support SSL/i.test(cause.message)) {
+    return new TlsRequiredError(
+      `${where}: the server does not offer TLS and ssl mode "${target.ssl}" requires it (no plaintext fallback)`,
+      { cause, code },
+    );
+  }
+  if ((code && TLS_CODES.has(code)) || /certificate|altnames|self[- ]signed/i.test(cause.message)) {
+    return new TlsRequiredError(`${where}: the server certificate could not be verified (${code ?? cause.message})`, {
+      cause,
+      code,
+    });
+  }
+  if (/timeout/i.test(cause.message)) {
+    return new DatabaseConnectionError(`${where}: connection timed out`, { cause, code: code ?? 'ETIMEDOUT' });
+  }
+  return new DatabaseConnectionError(`${where}: cannot connect (${code ?? cause.message})`, { cause, code });
+}
+
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}

@@ -1,0 +1,13 @@
+/**
+ * Runs before every test file. No test may reach AWS: every SDK client that is not mocked is sent to
+ * a closed loopback port and fails at once, with one attempt and static fake credentials.
+ */
+process.env.AWS_ENDPOINT_URL = 'http://127.0.0.1:1';
+process.env.AWS_REGION = 'us-east-1';
+process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLETESTONLY';
+process.env.AWS_SECRET_ACCESS_KEY = 'test-only-not-a-secret';
+process.env.AWS_MAX_ATTEMPTS = '1';
+process.env.AWS_EC2_METADATA_DISABLED = 'true';
+process.env.POWERTOOLS_DEV = 'true';
+process.env.POWERTOOLS_SERVICE_NAME = 'converge-test';
+delete process.env.AWS_PROFILE;
