@@ -34,3 +34,17 @@ export function secretNameDimension(secretIdOrArn: string): string {
   const m = /^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(.+)-[A-Za-z0-9]{6}$/.exec(secretIdOrArn);
   return m ? m[1] : secretIdOrArn;
 }
+
+// Metrics the rotation function emits (EMF through its log group), dimension {SecretName}. The CDK
+// alarms and dashboard are built on these names.
+
+/** Generation of the AWSPENDING version while a rotation waits at the promotion gate. Unit None. */
+export const PENDING_GENERATION = 'PendingGeneration';
+/** A rotation completed (finishSecret moved AWSCURRENT). Unit Count. */
+export const ROTATIONS_COMPLETED = 'RotationsCompleted';
+/** A rotation step failed (any typed error, ConvergencePendingError included). Unit Count. */
+export const ROTATION_STEP_FAILURES = 'RotationStepFailures';
+/** finishSecret was held by the promotion gate at the end of an invocation. Unit Count. */
+export const CONVERGENCE_PENDING = 'ConvergencePending';
+/** Seconds finishSecret waited at the promotion gate before promoting. Unit Seconds. */
+export const GATE_WAIT_SECONDS = 'GateWaitSeconds';
