@@ -207,3 +207,14 @@ export function redactedCause(err: unknown, secrets: readonly string[] = []): Er
   if (typeof code === 'string') (safe as Error & { code?: string }).code = code;
   return safe;
 }
+
+/**
+ * The consumer library's pool was used after `end()` (the `pg.Pool` equivalent is a plain Error;
+ * a type lets shutdown code tell it apart from a database failure).
+ */
+export class PoolEndedError extends ConvergeError {
+  public constructor(message = 'Cannot use a pool after calling end on the pool') {
+    super(message);
+    this.name = 'PoolEndedError';
+  }
+}
