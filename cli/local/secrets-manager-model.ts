@@ -351,6 +351,17 @@ export class SecretsManagerModel {
     return meta;
   }
 
+  /**
+   * What RotateSecret does before it invokes the function: a new version `token` with AWSPENDING
+   * and no value. Lets tests drive the four steps one by one.
+   */
+  public stagePendingPlaceholder(secretId: string, token: string = randomUUID()): string {
+    const s = this.find(secretId);
+    for (const v of s.versions.values()) v.stages.delete(PENDING);
+    s.versions.set(token, { id: token, stages: new Set([PENDING]), created: new Date() });
+    return token;
+  }
+
   /** Enables rotation with a function ARN without rotating (what the CDK RotationSchedule sets up). */
   public configureRotation(secretId: string, lambdaArn: string, enabled = true): void {
     const s = this.find(secretId);

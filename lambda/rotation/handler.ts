@@ -1,0 +1,94 @@
+/**
+ * The Lambda entry point: parse the event, build dependencies once per cold start, dispatch to
+ * the step. Also accepts the promotion gate's re-drive event from EventBridge.
+ */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { ConvergeError } from '../shared/errors';
+import { ROTATION_STEP_FAILURES } from '../shared/metric-contract';
+import { loadConfig } from './config';
+import { systemClock, type RotationDependencies, type RotationEvent, type Step, type StepContext } from './context';
+import { createSecret } from './create-secret';
+import { checkEntry, parseEvent } from './entry-checks';
+import { finishSecret } from './finish-secret';
+import { emitFunctionMetric } from './function-metrics';
+import { redrive } from './redrive';
+import { setSecret } from './set-secret';
+import { testSecret } from './test-secret';
+
+const STEP_FUNCTIONS: Record<Step, (ctx: StepContext) => Promise<void>> = {
+  createSecret,
+  setSecret,
+  testSecret,
+  finishSecret,
+};
+
+/** The re-drive event the gate's EventBridge rule sends: `{ "converge": "redrive", "SecretId": arn }`. */
+export interface RedriveEvent {
+  readonly converge: 'redrive';
+  readonly SecretId: string;
+}
+
+/** The part of the Lambda context the handler uses. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+/**
+ * Builds a handler. Every dependency can be injected; the rest are created once, here. The default
+ * SDK clients use the standard configuration chain, so `AWS_ENDPOINT_URL` (or per-service
+ * variables such as `AWS_ENDPOINT_URL_SECRETS_MANAGER`) points them at any compatible endpoint.
+ *
+ * @example
+ * const handler = createRotationHandler({ config: loadConfig({ CONVERGE_CA_BUNDLE: '/ca.pem' }) });
+ * await handler({ Step: 'createSecret', SecretId: arn, ClientRequestToken: token });
+ */
+export function createRotationHandler(deps: Partial<RotationDependencies> = {}) {
+  const resolved: RotationDependencies = {
+    secretsManager: deps.secretsManager ?? new SecretsManagerClient({}),
+    rds: deps.rds ?? new RDSClient({}),
+    cloudWatch: deps.cloudWatch ?? new CloudWatchClient({}),
+    logger: deps.logger ?? new Logger({ serviceName: 'converge-rotation' }),
+    config: deps.config ?? loadConfig(process.env),
+    clock: deps.clock ?? systemClock,
+    remainingTimeMs: deps.remainingTimeMs,
+  };
+  return async function handler(event: RotationEvent | RedriveEvent, context?: InvocationContext): Promise<unknown> {
+    const invocation: RotationDependencies = context
+      ? { ...resolved, remainingTimeMs: () => context.getRemainingTimeInMillis() }
+      : resolved;
+    if (isRedrive(event)) {
+      return redrive(invocation, event.SecretId, (e) => runStep(invocation, e));
+    }
+    return runStep(invocation, parseEvent(event));
+  };
+}
+
+/** Runs one step with its entry checks, logging outcome and failure (never a secret value). */
+export async function runStep(deps: RotationDependencies, event: RotationEvent): Promise<void> {
+  const logger = deps.logger.createChild({ persistentKeys: { secretId: event.SecretId, step: event.Step, token: event.ClientRequestToken } });
+  const scoped: RotationDependencies = { ...deps, logger };
+  let ctx: StepContext | undefined;
+  try {
+    ctx = await checkEntry(scoped, event);
+    if (!ctx) return;
+    if (ctx.overrides.emergency) {
+      logger.warn('EMERGENCY rotation requested by operator override: the revocation guard will not wait for consumers');
+    }
+    await STEP_FUNCTIONS[event.Step](ctx);
+  } catch (err) {
+    const e = err as Error;
+    logger.error(`${event.Step} failed`, { errorName: e.name, errorMessage: e.message, typed: err instanceof ConvergeError });
+    if (ctx) emitFunctionMetric(ctx, ROTATION_STEP_FAILURES, 1, 'Count');
+    throw err;
+  }
+}
+
+function isRedrive(event: unknown): event is RedriveEvent {
+  return typeof event === 'object' && event !== null && (event as { converge?: unknown }).converge === 'redrive';
+}
+
+/** The handler Lambda invokes. */
+export const handler = createRotationHandler();
