@@ -3,6 +3,15 @@
  * under test (and the drill) constructs ordinary clients and sends ordinary commands.
  */
 import {
+  CloudWatchClient,
+  type CloudWatchClientResolvedConfig,
+  GetMetricDataCommand,
+  ListMetricsCommand,
+  PutMetricDataCommand,
+  type ServiceInputTypes as CloudWatchServiceInputTypes,
+  type ServiceOutputTypes as CloudWatchServiceOutputTypes,
+} from '@aws-sdk/client-cloudwatch';
+import {
   CancelRotateSecretCommand,
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -21,6 +30,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
+import type { CloudWatchModel } from './cloudwatch-model';
 import type { SecretsManagerModel } from './secrets-manager-model';
 
 /** The aws-sdk-client-mock stub of SecretsManagerClient. */
@@ -65,4 +75,35 @@ export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManag
   on(TagResourceCommand).callsFake((i) => model.tagResource(i));
   on(UntagResourceCommand).callsFake((i) => model.untagResource(i));
   on(UpdateSecretCommand).callsFake((i) => model.updateSecret(i));
+}
+
+/** The aws-sdk-client-mock stub of CloudWatchClient. */
+export type CloudWatchStub = AwsStub<CloudWatchServiceInputTypes, CloudWatchServiceOutputTypes, CloudWatchClientResolvedConfig>;
+
+/**
+ * Answers every CloudWatchClient (this process, any instance) from `model`: PutMetricData,
+ * GetMetricData and ListMetrics. Returns the aws-sdk-client-mock stub so tests can assert received
+ * commands or inject failures (`stub.on(GetMetricDataCommand).rejects(...)`).
+ *
+ * @example
+ * const cw = installCloudWatchModel(new CloudWatchModel({ now: () => clock.now() }));
+ * expect(cw).toHaveReceivedCommandTimes(GetMetricDataCommand, 1);
+ */
+export function installCloudWatchModel(model: CloudWatchModel): CloudWatchStub {
+  const stub = mockClient(CloudWatchClient);
+  wireCloudWatch(stub, model);
+  return stub;
+}
+
+/**
+ * (Re)connects a CloudWatch stub to the model, e.g. after `stub.reset()` or after a test replaced
+ * one command's behaviour with a failure.
+ *
+ * @example
+ * stub.reset(); wireCloudWatch(stub, model);
+ */
+export function wireCloudWatch(stub: CloudWatchStub, model: CloudWatchModel): void {
+  stub.on(PutMetricDataCommand).callsFake((i) => model.putMetricData(i));
+  stub.on(GetMetricDataCommand).callsFake((i) => model.getMetricData(i));
+  stub.on(ListMetricsCommand).callsFake((i) => model.listMetrics(i));
 }

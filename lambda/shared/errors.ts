@@ -129,8 +129,11 @@ export interface StaleConsumer {
   readonly consumer: string;
   /** Lowest generation the consumer reported in the window, or undefined when it reported nothing. */
   readonly lastGeneration?: number;
-  /** Why it blocks: reporting an older generation, or silent (no fresh data points). */
-  readonly reason: 'stale' | 'silent';
+  /**
+   * Why it blocks: reporting an older generation, silent (no fresh data points), or unverified
+   * (CloudWatch could not be read, so nothing is known: the gates fail closed).
+   */
+  readonly reason: 'stale' | 'silent' | 'unverified';
 }
 
 /**
@@ -138,17 +141,26 @@ export interface StaleConsumer {
  * Thrown with no side effects; the alarm re-drive or the next retry completes the rotation.
  */
 export class ConvergencePendingError extends ConvergeError {
+  /** Replica regions whose replication status is not InSync (empty without replicas). */
+  public readonly replicasNotInSync: readonly string[];
+
   public constructor(
     public readonly pendingGeneration: number,
     public readonly blocking: readonly StaleConsumer[],
     detail?: string,
+    options?: { cause?: unknown; replicasNotInSync?: readonly string[] },
   ) {
-    super(
-      `Promotion held: ${blocking.length} consumer(s) have not reported generation ${pendingGeneration}: ` +
-        blocking.map(describeStale).join(', ') +
-        (detail ? `. ${detail}` : ''),
-    );
+    const replicas = options?.replicasNotInSync ?? [];
+    const parts: string[] = [];
+    if (blocking.length > 0 || replicas.length === 0) {
+      parts.push(
+        `${blocking.length} consumer(s) have not reported generation ${pendingGeneration}: ` + blocking.map(describeStale).join(', '),
+      );
+    }
+    if (replicas.length > 0) parts.push(`replication not InSync in ${replicas.join(', ')}`);
+    super(`Promotion held: ${parts.join('; ')}` + (detail ? `. ${detail}` : ''), { cause: options?.cause });
     this.name = 'ConvergencePendingError';
+    this.replicasNotInSync = replicas;
   }
 }
 
@@ -160,6 +172,7 @@ export class RevocationBlockedError extends ConvergeError {
     public readonly username: string,
     public readonly blocking: readonly StaleConsumer[],
     public readonly sessions: number,
+    options?: { cause?: unknown },
   ) {
     const parts: string[] = [];
     if (blocking.length > 0) {
@@ -168,7 +181,7 @@ export class RevocationBlockedError extends ConvergeError {
     if (sessions > 0) {
       parts.push(`${sessions} open session(s) of that user in pg_stat_activity`);
     }
-    super(`Revocation blocked for user "${username}": ${parts.join('; ')}`);
+    super(`Revocation blocked for user "${username}": ${parts.join('; ')}`, { cause: options?.cause });
     this.name = 'RevocationBlockedError';
   }
 }
@@ -182,9 +195,16 @@ export class SecretUnavailableError extends ConvergeError {
 }
 
 function describeStale(s: StaleConsumer): string {
-  return s.reason === 'silent'
-    ? `${s.consumer} (silent: no fresh data points)`
-    : `${s.consumer} (last reported generation ${s.lastGeneration})`;
+  switch (s.reason) {
+    case 'silent':
+      return s.lastGeneration === undefined
+        ? `${s.consumer} (silent: no fresh data points)`
+        : `${s.consumer} (silent: no fresh data points; last seen on generation ${s.lastGeneration})`;
+    case 'unverified':
+      return `${s.consumer} (unverified: CloudWatch could not be read)`;
+    default:
+      return `${s.consumer} (last reported generation ${s.lastGeneration})`;
+  }
 }
 
 /**
