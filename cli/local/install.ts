@@ -63,18 +63,18 @@ export function installSecretsManagerModel(model: SecretsManagerModel) {
  */
 export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel): void {
   const on = stub.on.bind(stub);
-  on(CreateSecretCommand).callsFake((i) => model.createSecret(i));
-  on(DescribeSecretCommand).callsFake((i) => model.describeSecret(i));
-  on(GetSecretValueCommand).callsFake((i) => model.getSecretValue(i));
-  on(PutSecretValueCommand).callsFake((i) => model.putSecretValue(i));
-  on(UpdateSecretVersionStageCommand).callsFake((i) => model.updateSecretVersionStage(i));
-  on(GetRandomPasswordCommand).callsFake((i) => model.getRandomPassword(i));
-  on(RotateSecretCommand).callsFake((i) => model.rotateSecret(i));
-  on(CancelRotateSecretCommand).callsFake((i) => model.cancelRotateSecret(i));
-  on(ListSecretVersionIdsCommand).callsFake((i) => model.listSecretVersionIds(i));
-  on(TagResourceCommand).callsFake((i) => model.tagResource(i));
-  on(UntagResourceCommand).callsFake((i) => model.untagResource(i));
-  on(UpdateSecretCommand).callsFake((i) => model.updateSecret(i));
+  on(CreateSecretCommand).callsFake(async (i) => model.createSecret(i));
+  on(DescribeSecretCommand).callsFake(async (i) => model.describeSecret(i));
+  on(GetSecretValueCommand).callsFake(async (i) => model.getSecretValue(i));
+  on(PutSecretValueCommand).callsFake(async (i) => model.putSecretValue(i));
+  on(UpdateSecretVersionStageCommand).callsFake(async (i) => model.updateSecretVersionStage(i));
+  on(GetRandomPasswordCommand).callsFake(async (i) => model.getRandomPassword(i));
+  on(RotateSecretCommand).callsFake(async (i) => model.rotateSecret(i));
+  on(CancelRotateSecretCommand).callsFake(async (i) => model.cancelRotateSecret(i));
+  on(ListSecretVersionIdsCommand).callsFake(async (i) => model.listSecretVersionIds(i));
+  on(TagResourceCommand).callsFake(async (i) => model.tagResource(i));
+  on(UntagResourceCommand).callsFake(async (i) => model.untagResource(i));
+  on(UpdateSecretCommand).callsFake(async (i) => model.updateSecret(i));
 }
 
 /** The aws-sdk-client-mock stub of CloudWatchClient. */
@@ -103,7 +103,7 @@ export function installCloudWatchModel(model: CloudWatchModel): CloudWatchStub {
  * stub.reset(); wireCloudWatch(stub, model);
  */
 export function wireCloudWatch(stub: CloudWatchStub, model: CloudWatchModel): void {
-  stub.on(PutMetricDataCommand).callsFake((i) => model.putMetricData(i));
-  stub.on(GetMetricDataCommand).callsFake((i) => model.getMetricData(i));
-  stub.on(ListMetricsCommand).callsFake((i) => model.listMetrics(i));
+  stub.on(PutMetricDataCommand).callsFake(async (i) => model.putMetricData(i));
+  stub.on(GetMetricDataCommand).callsFake(async (i) => model.getMetricData(i));
+  stub.on(ListMetricsCommand).callsFake(async (i) => model.listMetrics(i));
 }

@@ -1,5 +1,5 @@
 /**
- * Output capture shared by all tests. Everything written to the console or to stdout/stderr during
+ * Output capture shared by all tests. Everything written to the console or to stdout during
  * a test file lands in {@link capturedOutput} instead of the terminal (set CONVERGE_TEST_VERBOSE=1
  * to also print it).
  */
@@ -24,13 +24,14 @@ export function installOutputCapture(): void {
       if (verbose) original(...args);
     };
   }
-  for (const stream of [process.stdout, process.stderr]) {
-    const original = stream.write.bind(stream) as (...a: unknown[]) => boolean;
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      lines.push(String(chunk));
-      return verbose ? original(chunk, ...rest) : true;
-    }) as typeof stream.write;
-  }
+  // stdout only: EMF records and raw writes land there. stderr stays untouched because jest's own
+  // reporter writes to it when a file runs in band.
+  const stream = process.stdout;
+  const original = stream.write.bind(stream) as (...a: unknown[]) => boolean;
+  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    lines.push(String(chunk));
+    return verbose ? original(chunk, ...rest) : true;
+  }) as typeof stream.write;
 }
 
 /**

@@ -1,0 +1,87 @@
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  ResourceExistsException,
+  ResourceNotFoundException,
+  RotateSecretCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { installSecretsManagerModel } from '../../cli/local/install';
+import { SecretsManagerModel, type RotationEvent } from '../../cli/local/secrets-manager-model';
+
+describe('Class: SecretsManagerModel (documented Secrets Manager behaviour behind the real SDK client)', () => {
+  const model = new SecretsManagerModel();
+  const stub = installSecretsManagerModel(model);
+  const client = new SecretsManagerClient({});
+  afterAll(() => stub.restore());
+
+  it('moving AWSCURRENT labels the old version AWSPREVIOUS', async () => {
+    // Prepare
+    const { ARN, VersionId: v1 } = model.createSecret({ Name: `s-${Date.now()}`, SecretString: '{"v":1}' });
+    await client.send(new PutSecretValueCommand({ SecretId: ARN, ClientRequestToken: 'v2-token-000000000000000000000000', SecretString: '{"v":2}', VersionStages: ['AWSPENDING'] }));
+    // Act
+    await client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: 'v2-token-000000000000000000000000', RemoveFromVersionId: v1 }));
+    // Assess
+    const d = await client.send(new DescribeSecretCommand({ SecretId: ARN }));
+    expect(d.VersionIdsToStages).toEqual({ [v1!]: ['AWSPREVIOUS'], 'v2-token-000000000000000000000000': ['AWSPENDING', 'AWSCURRENT'] });
+  });
+
+  it('moving a label requires naming the version that holds it', async () => {
+    const { ARN } = model.createSecret({ Name: `t-${Date.now()}`, SecretString: '{}' });
+    await client.send(new PutSecretValueCommand({ SecretId: ARN, ClientRequestToken: 'tok-b', SecretString: '{"b":1}', VersionStages: ['AWSPENDING'] }));
+    await expect(
+      client.send(new UpdateSecretVersionStageCommand({ SecretId: ARN, VersionStage: 'AWSCURRENT', MoveToVersionId: 'tok-b' })),
+    ).rejects.toThrow(/you must explicitly reference that version in RemoveFromVersionId/);
+  });
+
+  it('PutSecretValue is idempotent per token and refuses a different value for the same token', async () => {
+    const { ARN } = model.createSecret({ Name: `u-${Date.now()}`, SecretString: '{}' });
+    const put = (value: string) =>
+      client.send(new PutSecretValueCommand({ SecretId: ARN, ClientRequestToken: 'same-token', SecretString: value, VersionStages: ['AWSPENDING'] }));
+    await put('{"a":1}');
+    await expect(put('{"a":1}')).resolves.toMatchObject({ VersionId: 'same-token' });
+    await expect(put('{"a":2}')).rejects.toBeInstanceOf(ResourceExistsException);
+  });
+
+  it('GetSecretValue of a version without a value, or with a stage it lacks, is ResourceNotFoundException', async () => {
+    const { ARN } = model.createSecret({ Name: `w-${Date.now()}`, SecretString: '{}' });
+    const token = model.stagePendingPlaceholder(ARN!);
+    await expect(client.send(new GetSecretValueCommand({ SecretId: ARN, VersionId: token, VersionStage: 'AWSPENDING' }))).rejects.toBeInstanceOf(
+      ResourceNotFoundException,
+    );
+    await expect(client.send(new GetSecretValueCommand({ SecretId: 'no-such-secret' }))).rejects.toBeInstanceOf(ResourceNotFoundException);
+  });
+
+  it('RotateSecret stages an empty AWSPENDING version, invokes the four steps, and refuses while one is incomplete', async () => {
+    // Prepare
+    const { ARN } = model.createSecret({ Name: `r-${Date.now()}`, SecretString: '{}' });
+    const seen: RotationEvent[] = [];
+    model.registerRotationFunction('arn:fn', async (e) => {
+      seen.push(e);
+      if (e.Step === 'createSecret') {
+        const d = model.describeSecret({ SecretId: ARN });
+        expect(d.VersionIdsToStages?.[e.ClientRequestToken]).toEqual(['AWSPENDING']);
+        throw new Error('stop after createSecret');
+      }
+    });
+    // Act
+    const out = await client.send(new RotateSecretCommand({ SecretId: ARN, RotationLambdaARN: 'arn:fn' }));
+    const record = await model.rotationSettled(ARN!);
+    // Assess
+    expect(seen.map((e) => e.Step)).toEqual(['createSecret']);
+    expect(record?.error?.message).toBe('stop after createSecret');
+    expect(out.VersionId).toBe(seen[0].ClientRequestToken);
+    await expect(client.send(new RotateSecretCommand({ SecretId: ARN }))).rejects.toThrow(/previous rotation isn’t complete/);
+  });
+
+  it('GetRandomPassword honours length and excluded characters and includes each class', async () => {
+    const pw = model.getRandomPassword({ PasswordLength: 40, ExcludeCharacters: '/@"\'\\' }).RandomPassword!;
+    expect(pw).toHaveLength(40);
+    expect(pw).not.toMatch(/[/@"'\\]/);
+    expect(pw).toMatch(/[a-z]/);
+    expect(pw).toMatch(/[A-Z]/);
+    expect(pw).toMatch(/[0-9]/);
+  });
+});
