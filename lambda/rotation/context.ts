@@ -43,6 +43,8 @@ export interface RotationDependencies {
   readonly clock: Clock;
   /** Milliseconds left in this invocation; bounds the promotion gate's wait. @default - unbounded */
   readonly remainingTimeMs?: () => number;
+  /** Receives the function's EMF metric lines. @default - process.stdout (the Lambda log group) */
+  readonly writeMetric?: (line: string) => void;
 }
 
 /** One step's invocation: dependencies plus the checked event. */

@@ -13,6 +13,8 @@ export interface MetricScope {
   readonly config: { readonly metricNamespace: string };
   readonly secretName: string;
   readonly clock?: { now(): number };
+  /** Where EMF lines go. @default - process.stdout (the Lambda log group) */
+  readonly writeMetric?: (line: string) => void;
 }
 
 /**
@@ -32,5 +34,7 @@ export function emitFunctionMetric(scope: MetricScope, name: string, value: numb
     [DIMENSION_SECRET]: scope.secretName,
     [name]: value,
   };
-  process.stdout.write(`${JSON.stringify(record)}\n`);
+  const line = `${JSON.stringify(record)}\n`;
+  if (scope.writeMetric) scope.writeMetric(line);
+  else process.stdout.write(line);
 }

@@ -54,6 +54,7 @@ export function createRotationHandler(deps: Partial<RotationDependencies> = {}) 
     config: deps.config ?? loadConfig(process.env),
     clock: deps.clock ?? systemClock,
     remainingTimeMs: deps.remainingTimeMs,
+    writeMetric: deps.writeMetric,
   };
   return async function handler(event: RotationEvent | RedriveEvent, context?: InvocationContext): Promise<unknown> {
     const invocation: RotationDependencies = context
