@@ -1,22 +1,193 @@
 /**
  * Promotion gate (DESIGN.md 4.4): finishSecret calls {@link promotionGate} before it moves
- * AWSCURRENT. It returns when every registered `live` consumer reports the pending generation and
- * throws ConvergencePendingError otherwise, with no side effects.
+ * AWSCURRENT. It returns when every registered `live` consumer reports the pending generation with
+ * fresh data (and, with replica regions, when replication is InSync), and throws
+ * ConvergencePendingError otherwise, with no side effects on the secret.
  *
- * SEAM: the CloudWatch evaluation is built by the convergence-gates work (issue 4). Until then the
- * gate admits promotion only when no `live` consumer is registered and refuses otherwise, so a
- * registry is never silently ignored.
+ * It polls within the invocation: one GetMetricData call per evaluation for up to 500 consumers,
+ * an evaluation every `gate.pollSeconds`, for at most `min(gate.maxWaitSeconds, time left in the
+ * invocation - GATE_SAFETY_MARGIN_MS)`. CloudWatch failing is "not converged" (fail closed). The
+ * operator's force-finish override skips the gate; the skipped verdict is still logged loudly.
  */
-import { ConvergencePendingError } from '../shared/errors';
+import { DescribeSecretCommand, type DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
+import { ConvergencePendingError, type StaleConsumer } from '../shared/errors';
+import {
+  CONVERGENCE_PENDING,
+  GATE_WAIT_SECONDS,
+  PENDING_GENERATION,
+  secretNameDimension,
+} from '../shared/metric-contract';
 import type { DbSecret } from '../shared/secret';
+import { awsCall } from './aws-call';
 import type { StepContext } from './context';
+import { emitFunctionMetric } from './function-metrics';
+import { decidePromotion, unverifiedConsumers, type GateDecision } from './gates/decision';
+import { readGenerations } from './gates/read-generations';
+import { TAG_FORCE_FINISH } from './overrides';
 
+/**
+ * Time kept back from the invocation's remaining time when bounding the wait: enough for a last
+ * evaluation (GetMetricData is bounded at 10 s), moving AWSCURRENT, clearing tags and logging.
+ */
+export const GATE_SAFETY_MARGIN_MS = 30_000;
+
+/** One evaluation of the gate. */
+export interface PromotionEvaluation {
+  readonly admit: boolean;
+  readonly blocking: readonly StaleConsumer[];
+  /** Replica regions not InSync. */
+  readonly replicasNotInSync: readonly string[];
+  /** Consumer evidence when CloudWatch answered. */
+  readonly decision?: GateDecision;
+  /** Why the evaluation could not be completed (CloudWatch or DescribeSecret failed). */
+  readonly error?: Error;
+}
+
+/**
+ * @throws {@link ConvergencePendingError} when the fleet has not converged within the wait bound
+ *
+ * @example
+ * await promotionGate(ctx, pending); // then move AWSCURRENT
+ */
 export async function promotionGate(ctx: StepContext, pending: DbSecret): Promise<void> {
+  const log = ctx.logger;
   const live = ctx.config.consumers.filter((c) => c.mode === 'live');
-  if (live.length === 0 || ctx.overrides.forceFinish) return;
-  throw new ConvergencePendingError(
+  const scope = { config: ctx.config, secretName: secretNameDimension(ctx.secretName), clock: ctx.clock };
+
+  if (ctx.overrides.forceFinish) {
+    // The operator decided; still say loudly what is being overridden (best effort, never blocking).
+    const skipped = await evaluatePromotion(ctx, pending.generation);
+    log.warn('PROMOTION GATE OVERRIDDEN by operator (force-finish): promoting without convergence evidence', {
+      override: TAG_FORCE_FINISH,
+      pendingGeneration: pending.generation,
+      wouldHaveAdmitted: skipped.admit,
+      notConverged: skipped.blocking,
+      replicasNotInSync: skipped.replicasNotInSync,
+      evaluationError: skipped.error?.message,
+    });
+    return;
+  }
+
+  const started = ctx.clock.now();
+  const budgetMs = waitBudgetMs(ctx);
+  const deadline = started + budgetMs;
+  const pollMs = ctx.config.gate.pollSeconds * 1000;
+  // Bounded in count as well as in (injected) time.
+  const maxEvaluations = Math.floor(budgetMs / pollMs) + 2;
+  log.info('promotion gate: waiting for live consumers', {
+    pendingGeneration: pending.generation,
+    liveConsumers: live.length,
+    maxWaitMs: budgetMs,
+  });
+
+  let last: PromotionEvaluation | undefined;
+  for (let evaluation = 1; evaluation <= maxEvaluations; evaluation++) {
+    last = await evaluatePromotion(ctx, pending.generation);
+    if (last.admit) {
+      const waited = (ctx.clock.now() - started) / 1000;
+      emitFunctionMetric(scope, GATE_WAIT_SECONDS, waited, 'Seconds');
+      log.info('promotion gate: converged', {
+        pendingGeneration: pending.generation,
+        waitedSeconds: waited,
+        evaluations: evaluation,
+        consumers: last.decision?.consumers.map((c) => ({ consumer: c.consumer, generation: c.generation })),
+      });
+      return;
+    }
+    emitFunctionMetric(scope, PENDING_GENERATION, pending.generation, 'None');
+    const left = deadline - ctx.clock.now();
+    if (left <= 0 || evaluation === maxEvaluations) break;
+    log.info('promotion gate: holding', {
+      pendingGeneration: pending.generation,
+      blocking: last.blocking,
+      replicasNotInSync: last.replicasNotInSync,
+      evaluationError: last.error?.message,
+      nextEvaluationInMs: Math.min(pollMs, left),
+    });
+    await ctx.clock.sleep(Math.min(pollMs, left));
+  }
+
+  emitFunctionMetric(scope, CONVERGENCE_PENDING, 1, 'Count');
+  const waited = Math.round((ctx.clock.now() - started) / 1000);
+  const error = new ConvergencePendingError(
     pending.generation,
-    live.map((c) => ({ consumer: c.name, reason: 'silent' as const })),
-    'CloudWatch evaluation is not available in this build',
+    last?.blocking ?? [],
+    `Waited ${waited} s (bound ${Math.round(budgetMs / 1000)} s); the alarm re-drive or the next retry completes it` +
+      (last?.error ? `; last evaluation failed: ${last.error.message}` : ''),
+    { cause: last?.error, replicasNotInSync: last?.replicasNotInSync },
   );
+  log.warn('promotion gate: not converged, finishSecret held (nothing was changed)', {
+    pendingGeneration: pending.generation,
+    blocking: error.blocking,
+    replicasNotInSync: error.replicasNotInSync,
+    waitedSeconds: waited,
+  });
+  throw error;
+}
+
+/**
+ * How long the gate may wait in this invocation: the configured maximum, cut to the time the
+ * invocation has left minus {@link GATE_SAFETY_MARGIN_MS}; never negative.
+ */
+export function waitBudgetMs(ctx: Pick<StepContext, 'config' | 'remainingTimeMs'>): number {
+  const configured = ctx.config.gate.maxWaitSeconds * 1000;
+  const remaining = ctx.remainingTimeMs?.();
+  const bound = remaining === undefined ? configured : Math.min(configured, remaining - GATE_SAFETY_MARGIN_MS);
+  return Math.max(0, bound);
+}
+
+/**
+ * One evaluation: consumer evidence from CloudWatch (one call for up to 500 live consumers) and,
+ * when the secret has replicas, their replication status. Never throws: a failed read is an
+ * evaluation that does not admit, with the error attached.
+ *
+ * @example
+ * const e = await evaluatePromotion(ctx, pending.generation);
+ */
+export async function evaluatePromotion(ctx: StepContext, pendingGeneration: number): Promise<PromotionEvaluation> {
+  const live = ctx.config.consumers.filter((c) => c.mode === 'live');
+  let decision: GateDecision | undefined;
+  let blocking: readonly StaleConsumer[] = [];
+  let error: Error | undefined;
+  if (live.length > 0) {
+    try {
+      const readout = await readGenerations(ctx.cloudWatch, {
+        namespace: ctx.config.metricNamespace,
+        secretName: secretNameDimension(ctx.secretName),
+        consumers: live,
+        now: ctx.clock.now(),
+        lookbackSeconds: ctx.config.gate.lookbackSeconds,
+      });
+      decision = decidePromotion(live, readout, pendingGeneration);
+      blocking = decision.blocking;
+    } catch (err) {
+      error = err as Error;
+      blocking = unverifiedConsumers(live);
+    }
+  }
+  let replicasNotInSync: string[] = [];
+  if ((ctx.description.ReplicationStatus ?? []).length > 0) {
+    try {
+      const fresh = await awsCall('DescribeSecret', () =>
+        ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: ctx.secretArn })),
+      );
+      replicasNotInSync = notInSync(fresh);
+    } catch (err) {
+      error = error ?? (err as Error);
+      replicasNotInSync = (ctx.description.ReplicationStatus ?? []).map((r) => `${r.Region ?? '?'} (unknown)`);
+    }
+  }
+  return {
+    admit: blocking.length === 0 && replicasNotInSync.length === 0 && error === undefined,
+    blocking,
+    replicasNotInSync,
+    decision,
+    error,
+  };
+}
+
+function notInSync(description: DescribeSecretCommandOutput): string[] {
+  return (description.ReplicationStatus ?? [])
+    .filter((r) => r.Status !== 'InSync')
+    .map((r) => `${r.Region ?? '?'} (${r.Status ?? 'unknown'})`);
 }
