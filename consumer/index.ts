@@ -1,0 +1,68 @@
+/**
+ * converge consumer library: what applications embed so that a credential rotation is a
+ * non-event (no restart, no failed query) and each process reports which generation it uses.
+ *
+ * @example
+ * import { GenerationReporter, RotatingPgPool, SecretsManagerSource } from './consumer';
+ *
+ * const pool = new RotatingPgPool({
+ *   source: new SecretsManagerSource({ secretId: 'prod/orders-db', includePending: true }),
+ *   caBundlePath: '/etc/ssl/rds-global-bundle.pem',
+ * });
+ * await pool.ready();
+ * new GenerationReporter({ subject: pool, consumer: 'orders-api' }).start();
+ * await pool.query('SELECT 1');
+ */
+export { CredentialAdoption } from './credential-adoption';
+export type { CredentialAdoptionEvents, CredentialAdoptionOptions, CredentialValidator } from './credential-adoption';
+export { FileSource } from './file-source';
+export type { FileSourceOptions } from './file-source';
+export { RefreshingSecret, refreshingSnapshot } from './refreshing-secret';
+export type {
+  RefreshingSecretEvents,
+  RefreshingSecretOptions,
+  RefreshOptions,
+  ReloadFailureInfo,
+  ReloadInfo,
+} from './refreshing-secret';
+export {
+  EmfSink,
+  GenerationReporter,
+  MemorySink,
+  PUT_METRIC_DATA_MAX_ENTRIES,
+  PutMetricDataSink,
+  emfDocuments,
+} from './reporter';
+export type {
+  EmfSinkOptions,
+  GenerationReporterEvents,
+  GenerationReporterOptions,
+  MetricPoint,
+  MetricSink,
+  MetricUnitName,
+  PutMetricDataSinkOptions,
+  ReportSubject,
+} from './reporter';
+export { RotatingPgPool } from './rotating-pg-pool';
+export type {
+  PassThroughPoolConfig,
+  PooledConnectionInfo,
+  RotatingPgPoolEvents,
+  RotatingPgPoolOptions,
+} from './rotating-pg-pool';
+export { sameSnapshot } from './secret-source';
+export type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+export { SecretsManagerSource } from './secrets-manager-source';
+export type { SecretsManagerSourceOptions } from './secrets-manager-source';
+// The errors callers of the library need to tell apart.
+export {
+  AuthenticationFailedError,
+  AwsCallError,
+  ConvergeError,
+  DatabaseConnectionError,
+  InvalidSecretError,
+  PoolEndedError,
+  SecretUnavailableError,
+  TlsRequiredError,
+} from '../lambda/shared/errors';
+export type { ConnectionOptions } from '../lambda/shared/pg-connection';

@@ -1,0 +1,661 @@
+/**
+ * A `pg.Pool` facade that follows credential rotations without a restart or a failed query.
+ *
+ * Inside are one `pg.Pool` per database identity (user, host, port, database, TLS mode):
+ *
+ * - New connections use the adopted credential (see {@link CredentialAdoption}). A password change
+ *   of the same user needs no new pool: the inner pool reads the password when it opens a
+ *   connection.
+ * - A username change opens a new inner pool and retires the old one with `pg.Pool#end()`, whose
+ *   documented drain is exactly what a rotation needs: idle clients close at once, checked-out
+ *   clients (an active query, an open transaction) keep working and close when released. No
+ *   connection is ever killed by a swap.
+ * - One permit per checked-out client, across all inner pools, keeps the total at `max` and means
+ *   an inner pool never queues a request: a request queued inside a `pg.Pool` that is ending would
+ *   never be served.
+ * - A connect rejected with SQLSTATE 28P01/28000 (the cached credential was rotated away) refreshes
+ *   the secret once and retries, up to `maxAuthRetries` times.
+ *
+ * Errors never contain a password: connect failures are typed by {@link classifyConnectError}.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import {
+  DatabaseError,
+  Pool,
+  type PoolClient,
+  type PoolConfig,
+  type QueryArrayConfig,
+  type QueryArrayResult,
+  type QueryConfig,
+  type QueryConfigValues,
+  type QueryResult,
+  type QueryResultRow,
+} from 'pg';
+import {
+  AuthenticationFailedError,
+  ConvergeError,
+  DatabaseConnectionError,
+  PoolEndedError,
+} from '../lambda/shared/errors';
+import {
+  classifyConnectError,
+  pgConfig,
+  withClient,
+  type ConnectionOptions,
+  type ConnectionTarget,
+} from '../lambda/shared/pg-connection';
+import { CredentialAdoption, type CredentialValidator } from './credential-adoption';
+import { refreshingSnapshot, type RefreshingSecret, type RefreshOptions } from './refreshing-secret';
+import type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+
+/** pg options the facade leaves to you; connection identity, TLS and sizing are set by the facade. */
+export type PassThroughPoolConfig = Omit<
+  PoolConfig,
+  | 'host'
+  | 'port'
+  | 'database'
+  | 'user'
+  | 'password'
+  | 'ssl'
+  | 'connectionString'
+  | 'max'
+  | 'min'
+  | 'idleTimeoutMillis'
+  | 'maxLifetimeSeconds'
+  | 'connectionTimeoutMillis'
+>;
+
+/** Options of {@link RotatingPgPool}. TLS and timeouts come from {@link ConnectionOptions}. */
+export interface RotatingPgPoolOptions extends ConnectionOptions {
+  /** Where the credential comes from: {@link SecretsManagerSource} or {@link FileSource}. */
+  readonly source: SecretSource;
+  /**
+   * TTL, jitter and backoff of the secret cache.
+   *
+   * @default - see {@link RefreshOptions}
+   */
+  readonly refresh?: RefreshOptions;
+  /**
+   * Most clients checked out at once, over all inner pools.
+   *
+   * @default 10
+   */
+  readonly max?: number;
+  /**
+   * How long an idle client stays open.
+   *
+   * @default 10000
+   */
+  readonly idleTimeoutMillis?: number;
+  /**
+   * Connections older than this are closed when next idle or released (never while in use).
+   * It bounds `PoolAgeSecondsMax`; 0 means no limit.
+   *
+   * @default 0
+   */
+  readonly maxLifetimeSeconds?: number;
+  /**
+   * Longest wait for a free client when `max` are checked out; 0 waits without limit (as `pg`).
+   *
+   * @default 0
+   */
+  readonly acquireTimeoutMillis?: number;
+  /**
+   * How many times a connect rejected with SQLSTATE 28P01/28000 refreshes the secret and retries.
+   *
+   * @default 1
+   */
+  readonly maxAuthRetries?: number;
+  /**
+   * Further `pg.Pool` options (types, keepAlive, allowExitOnIdle, ...).
+   *
+   * @default - none
+   */
+  readonly pgOptions?: PassThroughPoolConfig;
+  /**
+   * How a pending credential is proven before adoption.
+   *
+   * @default - open a connection with it (same TLS settings as the pool) and run `SELECT 1`
+   */
+  readonly validate?: CredentialValidator;
+}
+
+/** One open connection, for diagnostics (and the tests that compare it with pg_stat_activity). */
+export interface PooledConnectionInfo {
+  /** Backend process id (pg_stat_activity.pid). */
+  readonly processId: number | undefined;
+  readonly username: string;
+  /** Generation of the credential the connection was opened with. */
+  readonly generation: number;
+  readonly ageSeconds: number;
+  /** Belongs to an inner pool that is draining after a username change. */
+  readonly retired: boolean;
+}
+
+/** Events of {@link RotatingPgPool}: those of `pg.Pool`, plus rotation events. */
+export interface RotatingPgPoolEvents {
+  /** A new physical connection was opened. */
+  connect: [client: PoolClient];
+  acquire: [client: PoolClient];
+  release: [err: Error | undefined, client: PoolClient];
+  remove: [client: PoolClient];
+  /** An idle client failed (as `pg.Pool`: without a listener, this is an uncaught error). */
+  error: [err: Error, client: PoolClient];
+  /** New connections use `next` from now on. */
+  credentialChange: [next: SecretVersion, previous: SecretVersion | undefined];
+  /** Reading the secret failed; the adopted credential stays in use. */
+  reloadFailure: [error: Error];
+  /** A pending credential could not log in yet; the current one stays in use. */
+  pendingRejected: [candidate: SecretVersion, error: Error];
+}
+
+interface ConnectionRecord {
+  readonly username: string;
+  readonly generation: number;
+  readonly openedAt: number;
+}
+
+interface InnerPool {
+  readonly pool: Pool;
+  readonly key: string;
+  readonly target: ConnectionTarget;
+  /** Latest credential of this identity; its password is read when a connection opens. */
+  credential: SecretVersion;
+  retired: boolean;
+  ending?: Promise<void>;
+  readonly connections: Map<PoolClient, ConnectionRecord>;
+}
+
+interface Waiter {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+type QueryCallback<T> = (err: Error | undefined, result: T) => void;
+
+/**
+ * A drop-in for `pg.Pool` whose credential follows Secrets Manager (or a rendered file) through
+ * rotations: no restart, no failed query, and evidence of which generation it uses.
+ *
+ * @example
+ * import { RotatingPgPool, SecretsManagerSource } from 'converge/consumer';
+ *
+ * const pool = new RotatingPgPool({
+ *   source: new SecretsManagerSource({ secretId: 'prod/orders-db', includePending: true }),
+ *   caBundlePath: '/etc/ssl/rds-global-bundle.pem',
+ *   max: 20,
+ * });
+ * pool.on('error', (err) => log.warn({ err }, 'idle client failed'));
+ * await pool.ready(); // fail fast at startup if no credential can be loaded
+ * const { rows } = await pool.query('SELECT id FROM orders WHERE customer = $1', [customerId]);
+ */
+export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
+  /** The secret cache (exposed for `refreshNow()` and its events). */
+  public readonly secret: RefreshingSecret<SecretSnapshot>;
+  /** The adoption rule (exposed for its events). */
+  public readonly credentials: CredentialAdoption;
+  public readonly secretName: string;
+
+  private readonly connectionOptions: ConnectionOptions;
+  private readonly max: number;
+  private readonly idleTimeoutMillis: number;
+  private readonly maxLifetimeSeconds: number;
+  private readonly acquireTimeoutMillis: number;
+  private readonly maxAuthRetries: number;
+  private readonly pgOptions: PassThroughPoolConfig;
+
+  private active: InnerPool | undefined;
+  private readonly retiring = new Set<InnerPool>();
+  private permits: number;
+  private readonly waiters: Waiter[] = [];
+  private starting: Promise<void> | undefined;
+  private authRefresh: Promise<void> | undefined;
+  private endCalled = false;
+  private endedAll = false;
+  private failureCount = 0;
+
+  public constructor(options: RotatingPgPoolOptions) {
+    super();
+    this.max = integer('max', options.max ?? 10, 1);
+    this.idleTimeoutMillis = integer('idleTimeoutMillis', options.idleTimeoutMillis ?? 10_000, 0);
+    this.maxLifetimeSeconds = integer('maxLifetimeSeconds', options.maxLifetimeSeconds ?? 0, 0);
+    this.acquireTimeoutMillis = integer('acquireTimeoutMillis', options.acquireTimeoutMillis ?? 0, 0);
+    this.maxAuthRetries = integer('maxAuthRetries', options.maxAuthRetries ?? 1, 0);
+    this.permits = this.max;
+    this.pgOptions = options.pgOptions ?? {};
+    this.connectionOptions = {
+      caBundlePath: options.caBundlePath,
+      connectTimeoutMs: options.connectTimeoutMs,
+      statementTimeoutMs: options.statementTimeoutMs,
+      applicationName: options.applicationName,
+    };
+    this.secretName = options.source.secretName;
+    this.secret = refreshingSnapshot(options.source, options.refresh);
+    this.credentials = new CredentialAdoption({
+      secret: this.secret,
+      validate: options.validate ?? ((candidate) => this.validate(candidate)),
+    });
+    this.secret.on('reloadFailure', (error) => {
+      this.failureCount++;
+      this.emit('reloadFailure', error);
+    });
+    this.credentials.on('pendingRejected', (candidate, error) => this.emit('pendingRejected', candidate, error));
+    this.credentials.on('adopt', (next, previous) => this.adopt(next, previous));
+  }
+
+  /**
+   * Loads the credential (once). Call it at startup to fail fast; `query` and `connect` call it too.
+   *
+   * @throws {@link SecretUnavailableError} when no credential can be loaded
+   *
+   * @example
+   * await pool.ready();
+   */
+  public async ready(): Promise<void> {
+    if (this.active) return;
+    this.starting ??= this.credentials.ready().then(
+      () => {
+        this.starting = undefined;
+      },
+      (err: unknown) => {
+        this.starting = undefined;
+        throw err;
+      },
+    );
+    await this.starting;
+  }
+
+  /**
+   * Checks out a client (as `pg.Pool#connect`). Release it with `client.release()`; pass an error
+   * to close it instead of returning it to the pool.
+   *
+   * @example
+   * const client = await pool.connect();
+   * try {
+   *   await client.query('BEGIN');
+   *   await client.query('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [amount, id]);
+   *   await client.query('COMMIT');
+   * } catch (err) {
+   *   await client.query('ROLLBACK');
+   *   throw err;
+   * } finally {
+   *   client.release();
+   * }
+   */
+  public connect(): Promise<PoolClient>;
+  public connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: Error | boolean) => void) => void): void;
+  public connect(
+    callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: Error | boolean) => void) => void,
+  ): Promise<PoolClient> | void {
+    const acquired = this.acquire();
+    if (!callback) return acquired;
+    acquired.then(
+      (client) => callback(undefined, client, (release) => client.release(release)),
+      (err: Error) => callback(err, undefined, () => undefined),
+    );
+  }
+
+  /**
+   * Runs one statement on a pooled client (as `pg.Pool#query`). For cursors and streams, check out
+   * a client with {@link connect}.
+   *
+   * @example
+   * const { rows } = await pool.query<{ id: number }>('SELECT id FROM items WHERE note = $1', ['x']);
+   */
+  public query<R extends unknown[] = unknown[], I = unknown[]>(
+    queryConfig: QueryArrayConfig<I>,
+    values?: QueryConfigValues<I>,
+  ): Promise<QueryArrayResult<R>>;
+  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+    queryTextOrConfig: string | QueryConfig<I>,
+    values?: QueryConfigValues<I>,
+  ): Promise<QueryResult<R>>;
+  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+    queryTextOrConfig: string | QueryConfig<I>,
+    callback: QueryCallback<QueryResult<R>>,
+  ): void;
+  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+    queryText: string,
+    values: QueryConfigValues<I>,
+    callback: QueryCallback<QueryResult<R>>,
+  ): void;
+  public query(text: unknown, values?: unknown, callback?: unknown): Promise<unknown> | void {
+    if (typeof values === 'function') {
+      callback = values;
+      values = undefined;
+    }
+    const result = this.runQuery(text as string | QueryConfig, values as unknown[] | undefined);
+    if (typeof callback !== 'function') return result;
+    const cb = callback as QueryCallback<unknown>;
+    result.then(
+      (r) => cb(undefined, r),
+      (err: Error) => cb(err, undefined),
+    );
+  }
+
+  /**
+   * Ends every inner pool (as `pg.Pool#end`): idle clients close now, checked-out clients when
+   * released; waiting requests fail with {@link PoolEndedError}. Also stops the secret's refresh.
+   *
+   * @example
+   * process.on('SIGTERM', () => void pool.end());
+   */
+  public end(): Promise<void>;
+  public end(callback: () => void): void;
+  public end(callback?: () => void): Promise<void> | void {
+    const ended = this.endAll();
+    if (!callback) return ended;
+    ended.then(callback, callback);
+  }
+
+  /** Fetches the secret now and applies the adoption rule (for example on an operator signal). */
+  public async refreshNow(): Promise<SecretVersion> {
+    return this.credentials.refreshNow();
+  }
+
+  /** The credential new connections use, or undefined before {@link ready}. */
+  public get credential(): SecretVersion | undefined {
+    return this.credentials.credential;
+  }
+
+  /** Generation of the credential new connections use (the `LoadedGeneration` metric). */
+  public get loadedGeneration(): number | undefined {
+    return this.credentials.credential?.generation;
+  }
+
+  /** Failed reloads of the secret since the pool was created (the `ReloadFailures` metric counts the increase). */
+  public get reloadFailureCount(): number {
+    return this.failureCount;
+  }
+
+  /**
+   * Age in seconds of the oldest open connection, retiring ones included (the `PoolAgeSecondsMax`
+   * metric); 0 when none is open.
+   */
+  public poolAgeSecondsMax(): number {
+    return this.connections().reduce((max, c) => Math.max(max, c.ageSeconds), 0);
+  }
+
+  /** Subscribes to credential changes (the reporter publishes at once). Returns the unsubscribe function. */
+  public onGenerationChange(listener: () => void): () => void {
+    this.on('credentialChange', listener);
+    return () => this.off('credentialChange', listener);
+  }
+
+  /** Every open connection of every inner pool. */
+  public connections(): PooledConnectionInfo[] {
+    const now = performance.now();
+    const out: PooledConnectionInfo[] = [];
+    for (const inner of this.pools()) {
+      for (const [client, record] of inner.connections) {
+        out.push({
+          processId: (client as unknown as { processID?: number }).processID,
+          username: record.username,
+          generation: record.generation,
+          ageSeconds: (now - record.openedAt) / 1000,
+          retired: inner.retired,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Open connections (idle, checked out or connecting), over all inner pools. */
+  public get totalCount(): number {
+    return this.pools().reduce((n, p) => n + p.pool.totalCount, 0);
+  }
+
+  public get idleCount(): number {
+    return this.pools().reduce((n, p) => n + p.pool.idleCount, 0);
+  }
+
+  /** Requests waiting for a client. */
+  public get waitingCount(): number {
+    return this.waiters.length + this.pools().reduce((n, p) => n + p.pool.waitingCount, 0);
+  }
+
+  public get expiredCount(): number {
+    return this.pools().reduce((n, p) => n + p.pool.expiredCount, 0);
+  }
+
+  /** Inner pools still draining after a username change. */
+  public get retiringCount(): number {
+    return this.retiring.size;
+  }
+
+  public get ending(): boolean {
+    return this.endCalled;
+  }
+
+  public get ended(): boolean {
+    return this.endedAll;
+  }
+
+  private pools(): InnerPool[] {
+    return this.active ? [this.active, ...this.retiring] : [...this.retiring];
+  }
+
+  private async acquire(): Promise<PoolClient> {
+    if (this.endCalled) throw new PoolEndedError();
+    await this.ready();
+    await this.takePermit();
+    let client: PoolClient;
+    try {
+      client = await this.connectInner();
+    } catch (err) {
+      this.givePermit();
+      throw err;
+    }
+    const innerRelease = client.release;
+    let released = false;
+    client.release = (err?: Error | boolean) => {
+      if (released) throw new ConvergeError('Release called on client which has already been released to the pool.');
+      released = true;
+      try {
+        innerRelease.call(client, err);
+      } finally {
+        this.givePermit();
+      }
+    };
+    return client;
+  }
+
+  private async connectInner(): Promise<PoolClient> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.endCalled) throw new PoolEndedError();
+      const inner = this.active!;
+      this.secret.refreshIfStale();
+      try {
+        return await inner.pool.connect();
+      } catch (err) {
+        if (this.endCalled) throw new PoolEndedError();
+        const typed = classifyConnectError(err, inner.target, inner.credential);
+        if (typed instanceof AuthenticationFailedError && attempt < this.maxAuthRetries) {
+          await this.refreshAfterAuthFailure();
+          continue;
+        }
+        throw typed;
+      }
+    }
+  }
+
+  /** One refresh for any number of connects rejected at the same time. */
+  private refreshAfterAuthFailure(): Promise<void> {
+    this.authRefresh ??= this.credentials.refreshNow().then(
+      () => {
+        this.authRefresh = undefined;
+      },
+      () => {
+        // Counted and emitted as a reload failure; the retry uses whatever is adopted.
+        this.authRefresh = undefined;
+      },
+    );
+    return this.authRefresh;
+  }
+
+  private async runQuery(text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> {
+    const client = await this.acquire();
+    let result: QueryResult;
+    try {
+      result = await client.query(text, values);
+    } catch (err) {
+      // An SQL error leaves the connection usable; anything else (timeout, broken socket) closes it.
+      client.release(isStatementError(err) ? undefined : (err as Error));
+      throw err;
+    }
+    client.release();
+    return result;
+  }
+
+  private takePermit(): Promise<void> {
+    if (this.permits > 0) {
+      this.permits--;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      if (this.acquireTimeoutMillis > 0) {
+        waiter.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(waiter);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(
+            new DatabaseConnectionError(
+              `timeout exceeded when trying to connect: all ${this.max} clients stayed checked out for ${this.acquireTimeoutMillis} ms`,
+              { code: 'ETIMEDOUT' },
+            ),
+          );
+        }, this.acquireTimeoutMillis);
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  private givePermit(): void {
+    const next = this.waiters.shift();
+    if (next) {
+      if (next.timer) clearTimeout(next.timer);
+      next.resolve();
+    } else {
+      this.permits++;
+    }
+  }
+
+  private adopt(next: SecretVersion, previous: SecretVersion | undefined): void {
+    if (this.endCalled) return;
+    const key = identityKey(next);
+    if (this.active?.key === key) {
+      this.active.credential = next;
+    } else {
+      const old = this.active;
+      this.active = this.createInner(next, key);
+      if (old) this.retire(old);
+    }
+    this.emit('credentialChange', next, previous);
+  }
+
+  private createInner(credential: SecretVersion, key: string): InnerPool {
+    const target: ConnectionTarget = {
+      host: credential.host,
+      port: credential.port,
+      dbname: credential.dbname,
+      ssl: credential.ssl,
+    };
+    const base = pgConfig(target, { username: credential.username, password: '' }, this.connectionOptions);
+    const inner: InnerPool = {
+      key,
+      target,
+      credential,
+      retired: false,
+      connections: new Map(),
+      pool: undefined as unknown as Pool,
+    };
+    const pool = new Pool({
+      ...this.pgOptions,
+      ...base,
+      // Read when a connection opens, so a password-only rotation needs no new pool.
+      password: () => inner.credential.password,
+      max: this.max,
+      idleTimeoutMillis: this.idleTimeoutMillis,
+      maxLifetimeSeconds: this.maxLifetimeSeconds,
+    });
+    (inner as { pool: Pool }).pool = pool;
+    pool.on('connect', (client) => {
+      inner.connections.set(client, {
+        username: credential.username,
+        generation: inner.credential.generation,
+        openedAt: performance.now(),
+      });
+      this.emit('connect', client);
+    });
+    pool.on('acquire', (client) => this.emit('acquire', client));
+    pool.on('release', (err: Error | undefined, client) => this.emit('release', err, client));
+    pool.on('remove', (client) => {
+      inner.connections.delete(client);
+      this.emit('remove', client);
+    });
+    pool.on('error', (err, client) => {
+      inner.connections.delete(client);
+      this.emit('error', err, client);
+    });
+    return inner;
+  }
+
+  /**
+   * Drains an inner pool after a username change. `end()` waits one turn of the event loop so
+   * that a `connect()` made on it just before the swap is served first (pg-pool hands idle clients
+   * out on the next tick, and an ending pg-pool would never serve it).
+   */
+  private retire(inner: InnerPool): void {
+    inner.retired = true;
+    this.retiring.add(inner);
+    setImmediate(() => {
+      void this.endInner(inner).then(() => this.retiring.delete(inner));
+    });
+  }
+
+  private endInner(inner: InnerPool): Promise<void> {
+    inner.ending ??= inner.pool.end().catch(() => undefined);
+    return inner.ending;
+  }
+
+  private async endAll(): Promise<void> {
+    if (this.endCalled) throw new PoolEndedError('Called end on pool more than once');
+    this.endCalled = true;
+    for (const waiter of this.waiters.splice(0)) {
+      if (waiter.timer) clearTimeout(waiter.timer);
+      waiter.reject(new PoolEndedError());
+    }
+    this.credentials.close();
+    this.secret.close();
+    await Promise.all(this.pools().map((inner) => this.endInner(inner)));
+    this.retiring.clear();
+    this.endedAll = true;
+  }
+
+  private async validate(candidate: SecretVersion): Promise<void> {
+    const target: ConnectionTarget = {
+      host: candidate.host,
+      port: candidate.port,
+      dbname: candidate.dbname,
+      ssl: candidate.ssl,
+    };
+    await withClient(target, candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
+  }
+}
+
+function identityKey(c: SecretVersion): string {
+  return JSON.stringify([c.username, c.host, c.port, c.dbname, c.ssl]);
+}
+
+function isStatementError(err: unknown): boolean {
+  return err instanceof DatabaseError && err.severity !== 'FATAL' && err.severity !== 'PANIC';
+}
+
+function integer(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConvergeError(`${name} must be an integer of at least ${min}, got ${value}`);
+  }
+  return value;
+}
