@@ -1,0 +1,518 @@
+/**
+ * The converge rotation of one PostgreSQL secret: our TypeScript rotation function and everything
+ * around it (DESIGN.md 7). Added next to an `rds.DatabaseInstance` or `DatabaseCluster`, or an
+ * imported database and secrets.
+ *
+ * Unlike aws-cdk-lib's hosted rotation (a pinned Python application from the Serverless
+ * Application Repository), this deploys code built from this repository, takes a cron or rate
+ * schedule with a rotation window, scopes Secrets Manager's invoke permission to this account,
+ * can add a Secrets Manager VPC endpoint, and adds the convergence gate's alarms and re-drive.
+ */
+import { join } from 'node:path';
+import { Duration, Fn, Stack } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { DEFAULT_EXCLUDE_CHARACTERS, ENV, loadConfig } from '../../lambda/rotation/config';
+import { TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_GENERATION_HIGH_WATER } from '../../lambda/rotation/overrides';
+import { ConfigurationError } from '../../lambda/shared/errors';
+import { DEFAULT_NAMESPACE } from '../../lambda/shared/metric-contract';
+import { parseRegistry, type ConsumerMode, type ConsumerRegistration } from '../../lambda/shared/registry';
+import { ConvergeFunction, PROJECT_ROOT } from './converge-function';
+import { ConvergenceMonitoring } from './convergence-monitoring';
+import { rotationRules, type RotationScheduleExpression } from './rotation-schedule-expression';
+
+/** The rotation function's one entry point, for Secrets Manager's steps and the gate's re-drive. */
+export const ROTATION_ENTRY = join(PROJECT_ROOT, 'lambda', 'rotation', 'index.ts');
+
+/** Seconds the Lambda timeout must leave after the gate's longest wait (cold start, promotion). */
+export const TIMEOUT_MARGIN_SECONDS = 60;
+/** Lambda's longest timeout. */
+const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
+
+/** One application that uses the rotated secret (DESIGN.md 4.6). */
+export interface ConsumerOptions {
+  /** Unique name: the `Consumer` dimension of the metrics it reports. */
+  readonly name: string;
+  /**
+   * How it picks up a new credential: `live` ones are waited for by the promotion gate, every
+   * mode by the revocation guard.
+   */
+  readonly mode: ConsumerMode;
+  /**
+   * How old its last report may be and still count as fresh. A `scheduled` job that runs hourly
+   * needs at least an hour.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly maxStaleness?: Duration;
+}
+
+/** The promotion gate's timing (DESIGN.md 4.4). */
+export interface ConvergenceGateOptions {
+  /**
+   * How long finishSecret polls CloudWatch within one invocation before it gives up with
+   * ConvergencePendingError (the re-drive rule or Secrets Manager run it again). At most 15 minutes
+   * minus a margin, since it must fit in the Lambda timeout.
+   *
+   * @default Duration.minutes(10)
+   */
+  readonly maxWait?: Duration;
+  /**
+   * Pause between two evaluations while waiting.
+   *
+   * @default Duration.seconds(20)
+   */
+  readonly pollInterval?: Duration;
+  /**
+   * How far back the gate reads consumer reports.
+   *
+   * @default Duration.minutes(15)
+   */
+  readonly lookback?: Duration;
+  /**
+   * How long a rotation may wait at the gate, over all invocations, before the RotationStuck alarm
+   * asks an operator to abort or force it.
+   *
+   * @default Duration.hours(1)
+   */
+  readonly stuckAfter?: Duration;
+}
+
+/** Where the rotation function finds the CA certificates that verify the database (TLS verify-full). */
+export class CaBundle {
+  /** The RDS CA bundle Lambda's Node.js runtime ships at /var/runtime/ca-cert.pem (the function's default). */
+  public static lambdaRuntime(): CaBundle {
+    return new CaBundle(undefined);
+  }
+
+  /** A PEM file at this absolute path in the function's file system, for example from a layer under /opt. */
+  public static fromPath(path: string): CaBundle {
+    return new CaBundle(path);
+  }
+
+  private constructor(
+    /** The path, or undefined for the function's own default. */
+    public readonly path: string | undefined,
+  ) {}
+}
+
+/** Everything about a converge rotation except which secret and database it rotates. */
+export interface ConvergeRotationOptions {
+  /**
+   * Rotate every this often (whole hours, 4 hours to 999 days). Give this or `schedule`.
+   *
+   * @default Duration.days(30) when `schedule` is not given either
+   */
+  readonly automaticallyAfter?: Duration;
+  /**
+   * Rotate on this cron or rate schedule (UTC). Give this or `automaticallyAfter`.
+   *
+   * @default - the `automaticallyAfter` interval
+   */
+  readonly schedule?: RotationScheduleExpression;
+  /**
+   * How long after the window opens Secrets Manager may start the rotation (whole hours).
+   *
+   * @default - Secrets Manager's default: one hour for schedules in hours, the rest of the UTC day otherwise
+   */
+  readonly rotationWindow?: Duration;
+  /**
+   * Whether a deployment that creates or changes the schedule rotates at once. With `false`,
+   * Secrets Manager only tests the configuration by running testSecret.
+   *
+   * @default true
+   */
+  readonly rotateImmediatelyOnUpdate?: boolean;
+  /**
+   * The applications that use the secret: the promotion gate waits for the `live` ones, the
+   * revocation guard for all of them.
+   *
+   * @default - none (every rotation is promoted as soon as testSecret passes)
+   */
+  readonly consumers?: ConsumerOptions[];
+  /**
+   * The promotion gate's timing.
+   *
+   * @default - see {@link ConvergenceGateOptions}
+   */
+  readonly gate?: ConvergenceGateOptions;
+  /**
+   * CloudWatch namespace of every converge metric (consumers report into it too).
+   *
+   * @default 'SecretRotation'
+   */
+  readonly metricNamespace?: string;
+  /**
+   * Length of generated passwords (16-4096).
+   *
+   * @default 32
+   */
+  readonly passwordLength?: number;
+  /**
+   * Characters generated passwords never contain.
+   *
+   * @default - the function's DEFAULT_EXCLUDE_CHARACTERS: characters that break libpq URIs, shell and JSON quoting
+   */
+  readonly excludeCharacters?: string;
+  /**
+   * PostgreSQL connect timeout.
+   *
+   * @default Duration.seconds(5)
+   */
+  readonly connectTimeout?: Duration;
+  /**
+   * PostgreSQL statement timeout of the rotation's own statements.
+   *
+   * @default Duration.seconds(10)
+   */
+  readonly statementTimeout?: Duration;
+  /**
+   * CA certificates that verify the database's TLS certificate.
+   *
+   * @default CaBundle.lambdaRuntime()
+   */
+  readonly caBundle?: CaBundle;
+  /**
+   * Lambda timeout. Must exceed `gate.maxWait` by at least 60 seconds.
+   *
+   * @default - gate.maxWait plus 2 minutes, at most 15 minutes
+   */
+  readonly timeout?: Duration;
+  /**
+   * Lambda memory in MiB.
+   *
+   * @default 256
+   */
+  readonly memorySize?: number;
+  /**
+   * Retention of the function's logs (the rotation audit trail).
+   *
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Subnets of the function's network interfaces: they need a route to the database and to the
+   * Secrets Manager, CloudWatch and (for RDS-managed master secrets) RDS APIs.
+   *
+   * @default - private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Create a Secrets Manager interface endpoint in the function's subnets, reachable only from the
+   * function, and point the function at it (AWS_ENDPOINT_URL_SECRETS_MANAGER). Private DNS stays
+   * off so it cannot clash with an endpoint the VPC already has.
+   *
+   * @default false
+   */
+  readonly secretsManagerEndpoint?: boolean;
+  /**
+   * Actions of the operator alarms (RotationStuck, RotationFailed).
+   *
+   * @default - no actions
+   */
+  readonly alarmActions?: cloudwatch.IAlarmAction[];
+  /**
+   * Name of the CloudWatch dashboard.
+   *
+   * @default - a name CloudFormation generates
+   */
+  readonly dashboardName?: string;
+}
+
+export interface ConvergeRotationProps extends ConvergeRotationOptions {
+  /** The secret to rotate (DESIGN.md 3: engine, host, port, username, password, dbname, masterarn). */
+  readonly secret: secretsmanager.ISecret;
+  /** The secret named by `masterarn`: a role that may CREATE and ALTER ROLE. Read only. */
+  readonly masterSecret: secretsmanager.ISecret;
+  /** The VPC the function runs in. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * The database: an `rds.DatabaseInstance` or `DatabaseCluster` (new or imported) or anything
+   * connectable. The function's security group is allowed to its port, and for RDS databases the
+   * function may describe exactly this one (to resolve hosts of RDS-managed master secrets).
+   */
+  readonly database: ec2.IConnectable;
+  /**
+   * The database port.
+   *
+   * @default - the database's default port
+   */
+  readonly databasePort?: number;
+}
+
+/**
+ * Zero-downtime rotation of a PostgreSQL secret with alternating users and a convergence gate.
+ *
+ * Children: `Resource` (the rotation schedule), `Function`, `SecurityGroup`,
+ * `SecretsManagerEndpoint` (optional), `Monitoring` (alarms, re-drive rule, dashboard).
+ *
+ * @example
+ * const rotation = new ConvergeRotation(this, 'AppUserRotation', {
+ *   secret: appUserSecret,
+ *   masterSecret: database.secret!,
+ *   database,
+ *   vpc,
+ *   schedule: RotationScheduleExpression.cron({ hour: '3', weekDay: 'SUN' }),
+ *   rotationWindow: Duration.hours(2),
+ *   consumers: [{ name: 'orders-api', mode: 'live' }],
+ * });
+ * rotation.grantConsumer(ordersApiTaskRole);
+ */
+export class ConvergeRotation extends Construct {
+  /** The rotation schedule. */
+  public readonly rotationSchedule: secretsmanager.CfnRotationSchedule;
+  /** The rotation function. */
+  public readonly rotationFunction: lambda.IFunction;
+  /** The rotation function's execution role. */
+  public readonly role: iam.IRole;
+  /** The function's own security group. */
+  public readonly securityGroup: ec2.SecurityGroup;
+  /** The Secrets Manager interface endpoint, when requested. */
+  public readonly secretsManagerEndpoint?: ec2.InterfaceVpcEndpoint;
+  /** Alarms, re-drive rule and dashboard. */
+  public readonly monitoring: ConvergenceMonitoring;
+  /** The consumer registry as the function receives it. */
+  public readonly consumers: readonly ConsumerRegistration[];
+  /** The CloudWatch namespace of every converge metric of this secret. */
+  public readonly metricNamespace: string;
+
+  private readonly secret: secretsmanager.ISecret;
+
+  constructor(scope: Construct, id: string, props: ConvergeRotationProps) {
+    super(scope, id);
+    this.secret = props.secret;
+    this.metricNamespace = props.metricNamespace ?? DEFAULT_NAMESPACE;
+
+    // Checks first, so an invalid prop fails before anything is built.
+    const rules = rotationRules(props);
+    this.consumers = parseRegistry(
+      (props.consumers ?? []).map((c) => ({
+        name: c.name,
+        mode: c.mode,
+        maxStalenessSeconds: c.maxStaleness?.toSeconds(),
+      })),
+      'consumers',
+    );
+    const gate = props.gate ?? {};
+    const maxWait = gate.maxWait ?? Duration.minutes(10);
+    const timeout = functionTimeout(maxWait, props.timeout);
+    const port = props.databasePort !== undefined ? ec2.Port.tcp(props.databasePort) : props.database.connections.defaultPort;
+    if (!port) {
+      throw new ConfigurationError('databasePort is required when the database has no default port, got none');
+    }
+    const environment: Record<string, string> = {
+      [ENV.consumers]: JSON.stringify(this.consumers),
+      [ENV.metricNamespace]: this.metricNamespace,
+      [ENV.gateMaxWaitSeconds]: String(maxWait.toSeconds()),
+      [ENV.gatePollSeconds]: String((gate.pollInterval ?? Duration.seconds(20)).toSeconds()),
+      [ENV.gateLookbackSeconds]: String((gate.lookback ?? Duration.minutes(15)).toSeconds()),
+      [ENV.passwordLength]: String(props.passwordLength ?? 32),
+      [ENV.excludeCharacters]: props.excludeCharacters ?? DEFAULT_EXCLUDE_CHARACTERS,
+      [ENV.connectTimeoutMs]: String((props.connectTimeout ?? Duration.seconds(5)).toMilliseconds()),
+      [ENV.statementTimeoutMs]: String((props.statementTimeout ?? Duration.seconds(10)).toMilliseconds()),
+    };
+    const caPath = props.caBundle?.path;
+    if (caPath !== undefined) environment[ENV.caBundle] = caPath;
+    // The function's own loader is the single definition of valid configuration: run it now, at
+    // synth, so a bad value fails here with the value received instead of at the first rotation.
+    loadConfig(environment, () => true);
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'converge rotation function: the database port and HTTPS to AWS APIs only',
+      allowAllOutbound: false,
+    });
+    this.securityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      'HTTPS to the Secrets Manager, CloudWatch and RDS APIs',
+    );
+    props.database.connections.allowFrom(this.securityGroup, port, 'converge rotation function');
+
+    const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+    if (props.secretsManagerEndpoint) {
+      this.secretsManagerEndpoint = new ec2.InterfaceVpcEndpoint(this, 'SecretsManagerEndpoint', {
+        vpc: props.vpc,
+        service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+        subnets,
+        privateDnsEnabled: false,
+        open: false,
+      });
+      this.secretsManagerEndpoint.connections.allowDefaultPortFrom(this.securityGroup, 'converge rotation function');
+      // DNS entries read "<hosted zone id>:<dns name>"; the first is the regional name.
+      const dnsName = Fn.select(1, Fn.split(':', Fn.select(0, this.secretsManagerEndpoint.vpcEndpointDnsEntries)));
+      environment.AWS_ENDPOINT_URL_SECRETS_MANAGER = `https://${dnsName}`;
+    }
+
+    const fn = new ConvergeFunction(this, 'Function', {
+      entry: ROTATION_ENTRY,
+      description: `converge: rotates ${props.secret.secretName} with alternating users and a convergence gate`,
+      environment,
+      timeout,
+      memorySize: props.memorySize,
+      logRetention: props.logRetention,
+      vpc: props.vpc,
+      vpcSubnets: subnets,
+      securityGroups: [this.securityGroup],
+    });
+    this.rotationFunction = fn.function;
+    this.role = fn.role;
+    this.grantRotation(props);
+
+    fn.function.addPermission('InvokedBySecretsManager', {
+      principal: new iam.ServicePrincipal('secretsmanager.amazonaws.com'),
+      action: 'lambda:InvokeFunction',
+      sourceAccount: Stack.of(this).account,
+    });
+
+    this.rotationSchedule = new secretsmanager.CfnRotationSchedule(this, 'Resource', {
+      secretId: props.secret.secretArn,
+      rotationLambdaArn: fn.function.functionArn,
+      rotationRules: rules,
+      rotateImmediatelyOnUpdate: props.rotateImmediatelyOnUpdate ?? true,
+    });
+    // Secrets Manager checks the invoke permission when the schedule is set, and an immediate
+    // rotation needs the function's permissions and its way to the database in place.
+    this.rotationSchedule.node.addDependency(
+      fn.function.permissionsNode.findChild('InvokedBySecretsManager'),
+      fn.role,
+      ...props.database.connections.securityGroups,
+    );
+
+    this.monitoring = new ConvergenceMonitoring(this, 'Monitoring', {
+      secretName: props.secret.secretName,
+      secretArn: props.secret.secretFullArn ?? props.secret.secretArn,
+      namespace: this.metricNamespace,
+      consumers: this.consumers,
+      rotationFunction: fn.function,
+      gateMaxWait: maxWait,
+      stuckAfter: gate.stuckAfter,
+      alarmActions: props.alarmActions,
+      dashboardName: props.dashboardName,
+    });
+  }
+
+  /**
+   * Lets a consumer read the secret (AWSCURRENT and AWSPENDING: the consumer library reads
+   * versions by VersionId, so the grant covers the secret's versions) and decrypt it through
+   * Secrets Manager when a customer key encrypts it.
+   */
+  public grantRead(grantee: iam.IGrantable): iam.Grant {
+    return this.secret.grantRead(grantee);
+  }
+
+  /** Lets a consumer report its metrics with PutMetricData, into this rotation's namespace only. */
+  public grantPublishMetrics(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['cloudwatch:PutMetricData'],
+      resourceArns: ['*'],
+      conditions: { StringEquals: { 'cloudwatch:namespace': this.metricNamespace } },
+    });
+  }
+
+  /** Everything a consumer needs and nothing more: {@link grantRead} and {@link grantPublishMetrics}. */
+  public grantConsumer(grantee: iam.IGrantable): void {
+    this.grantRead(grantee);
+    this.grantPublishMetrics(grantee);
+  }
+
+  /** The function's permissions beyond logging and the VPC (which its wrapper grants). */
+  private grantRotation(props: ConvergeRotationProps): void {
+    const addStatement = (statement: iam.PolicyStatement) => this.role.addToPrincipalPolicy(statement);
+    const secretArn = arnForPolicies(props.secret);
+    addStatement(
+      new iam.PolicyStatement({
+        sid: 'RotateSecret',
+        actions: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:UpdateSecretVersionStage',
+        ],
+        resources: [secretArn],
+      }),
+    );
+    // The generation high-water mark and the operator override tags, and no other tag.
+    addStatement(
+      new iam.PolicyStatement({
+        sid: 'TagSecretWithConvergeTags',
+        actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
+        resources: [secretArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_GENERATION_HIGH_WATER, TAG_EMERGENCY, TAG_FORCE_FINISH] },
+        },
+      }),
+    );
+    addStatement(
+      new iam.PolicyStatement({
+        sid: 'ReadMasterSecret',
+        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        resources: [arnForPolicies(props.masterSecret)],
+      }),
+    );
+    // The only two actions with a `*` resource: neither supports resource-level permissions.
+    addStatement(
+      new iam.PolicyStatement({ sid: 'GeneratePassword', actions: ['secretsmanager:GetRandomPassword'], resources: ['*'] }),
+    );
+    addStatement(
+      new iam.PolicyStatement({ sid: 'ReadGateMetrics', actions: ['cloudwatch:GetMetricData'], resources: ['*'] }),
+    );
+    const rdsArn = rdsDatabaseArn(props.database);
+    if (rdsArn) {
+      addStatement(new iam.PolicyStatement({ sid: 'DescribeDatabase', actions: [rdsArn.action], resources: [rdsArn.arn] }));
+    }
+
+    // Customer-managed keys: only through Secrets Manager in this region.
+    const viaSecretsManager = new kms.ViaServicePrincipal(
+      `secretsmanager.${Stack.of(this).region}.amazonaws.com`,
+      this.role,
+    );
+    props.secret.encryptionKey?.grant(viaSecretsManager, 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey');
+    props.masterSecret.encryptionKey?.grant(viaSecretsManager, 'kms:Decrypt');
+  }
+}
+
+/** The secret's ARN for IAM: the full ARN, or the partial one with the six-character suffix wildcard. */
+function arnForPolicies(secret: secretsmanager.ISecret): string {
+  return secret.secretFullArn ?? `${secret.secretArn}-??????`;
+}
+
+/** The describe action and ARN of an RDS instance or cluster, or undefined for another database. */
+function rdsDatabaseArn(database: ec2.IConnectable): { action: string; arn: string } | undefined {
+  if ('instanceArn' in database && typeof database.instanceArn === 'string') {
+    return { action: 'rds:DescribeDBInstances', arn: database.instanceArn };
+  }
+  if ('clusterArn' in database && typeof database.clusterArn === 'string') {
+    return { action: 'rds:DescribeDBClusters', arn: database.clusterArn };
+  }
+  return undefined;
+}
+
+/** The Lambda timeout: it must hold the gate's longest wait plus a margin. */
+function functionTimeout(maxWait: Duration, timeout: Duration | undefined): Duration {
+  const waitSeconds = maxWait.toSeconds();
+  const needed = waitSeconds + TIMEOUT_MARGIN_SECONDS;
+  if (timeout === undefined) {
+    const seconds = Math.min(waitSeconds + 2 * TIMEOUT_MARGIN_SECONDS, MAX_LAMBDA_TIMEOUT.toSeconds());
+    if (seconds < needed) {
+      throw new ConfigurationError(
+        `gate.maxWait must leave a ${TIMEOUT_MARGIN_SECONDS}-second margin in Lambda's 15-minute timeout, so at most ${MAX_LAMBDA_TIMEOUT.toSeconds() - TIMEOUT_MARGIN_SECONDS} seconds, got ${waitSeconds} seconds`,
+      );
+    }
+    return Duration.seconds(seconds);
+  }
+  const seconds = timeout.toSeconds();
+  if (seconds < needed || seconds > MAX_LAMBDA_TIMEOUT.toSeconds()) {
+    throw new ConfigurationError(
+      `timeout must exceed gate.maxWait (${waitSeconds} seconds) by at least ${TIMEOUT_MARGIN_SECONDS} seconds and be at most 15 minutes, got ${seconds} seconds`,
+    );
+  }
+  return timeout;
+}
