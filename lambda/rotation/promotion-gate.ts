@@ -52,7 +52,7 @@ export interface PromotionEvaluation {
 export async function promotionGate(ctx: StepContext, pending: DbSecret): Promise<void> {
   const log = ctx.logger;
   const live = ctx.config.consumers.filter((c) => c.mode === 'live');
-  const scope = { config: ctx.config, secretName: secretNameDimension(ctx.secretName), clock: ctx.clock };
+  const scope = { config: ctx.config, secretName: secretNameDimension(ctx.secretName), clock: ctx.clock, writeMetric: ctx.writeMetric };
 
   if (ctx.overrides.forceFinish) {
     // The operator decided; still say loudly what is being overridden (best effort, never blocking).
