@@ -94,7 +94,8 @@ export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
    */
   public async refreshNow(): Promise<SecretVersion> {
     const snapshot = await this.secret.refreshNow();
-    await this.offer(snapshot);
+    // The fetch's `reload` event has already queued the snapshot: wait for its evaluation.
+    await (this.running ?? (this.adopted ? undefined : this.offer(snapshot)));
     return this.adopted!;
   }
 
