@@ -1,0 +1,332 @@
+/**
+ * The local rotation drill (DESIGN.md 9): a real PostgreSQL, N consumers (real RotatingPgPools,
+ * mixed refresh modes) issuing queries continuously and reporting their generation, and K
+ * rotations through the real rotation handler with both gates on. It measures what a platform
+ * team must know: how long each step takes, how long until promotion, how long until every
+ * consumer reported the new generation, and how many queries failed (the answer must be 0).
+ */
+import { randomBytes } from 'node:crypto';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CreateSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource } from '../../consumer';
+import { createRotationHandler, loadConfig } from '../../lambda/rotation';
+import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
+import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
+import { provisionDatabase, startLocalPostgres, type LocalPostgres } from '../local/postgres';
+import type { SecretsManagerModel } from '../local/secrets-manager-model';
+
+export interface DrillOptions {
+  /** Consumer processes (each one pool, two query loops). @default 4 */
+  readonly consumers?: number;
+  /** Rotations to run, one after another. @default 3 */
+  readonly rotations?: number;
+  /** Keep the load running at least this many seconds in total. @default - until the rotations end */
+  readonly durationSeconds?: number;
+  /** Consumers' secret refresh interval and report period, seconds. @default 2 */
+  readonly refreshSeconds?: number;
+  /** An already running PostgreSQL (tests pass theirs). @default - an embedded one is started and stopped */
+  readonly database?: LocalPostgres;
+  /**
+   * The local Secrets Manager model the rotation function is registered with. Required unless
+   * AWS_ENDPOINT_URL names a real endpoint (then the service runs the rotation).
+   */
+  readonly secretsManagerModel?: SecretsManagerModel;
+  /** Progress lines while it runs. @default - none */
+  readonly onProgress?: (p: DrillProgress) => void;
+}
+
+export interface DrillProgress {
+  readonly elapsedSeconds: number;
+  readonly rotation: number;
+  readonly phase: string;
+  readonly queries: number;
+  readonly failed: number;
+  readonly generations: readonly (number | undefined)[];
+}
+
+export interface DrillConsumer {
+  readonly name: string;
+  readonly mode: ConsumerMode;
+}
+
+export interface RotationResult {
+  readonly rotation: number;
+  readonly generation: number;
+  readonly username: string;
+  readonly ok: boolean;
+  readonly error?: string;
+  /** Step durations as the service saw them (the last attempt of each step), ms. */
+  readonly stepsMs: Readonly<Record<string, number>>;
+  /** RotateSecret call to AWSCURRENT moved, ms. */
+  readonly timeToPromotionMs?: number;
+  /** RotateSecret call to every consumer using the new generation, ms. */
+  readonly timeToConvergenceMs?: number;
+  readonly queries: number;
+  readonly failedQueries: number;
+}
+
+export interface DrillReport {
+  readonly consumers: readonly DrillConsumer[];
+  readonly rotations: readonly RotationResult[];
+  readonly summary: {
+    readonly rotationsOk: number;
+    readonly rotationsFailed: number;
+    readonly allConverged: boolean;
+    readonly queries: number;
+    readonly failedQueries: number;
+    readonly throughputQps: number;
+    readonly elapsedSeconds: number;
+    readonly finalGeneration: number;
+    readonly firstFailure?: string;
+  };
+}
+
+const MODES: readonly ConsumerMode[] = ['live', 'live', 'scheduled', 'restart-only'];
+
+/** Staleness windows short enough for a drill; production registries use minutes. */
+const DRILL_STALENESS_SECONDS = 60;
+
+/**
+ * Runs the drill and returns its report (it never throws for a failed query or rotation: those
+ * are results).
+ *
+ * @example
+ * const report = await runDrill({ consumers: 4, rotations: 3, secretsManagerModel: model });
+ * console.log(report.summary.failedQueries); // 0
+ */
+export async function runDrill(options: DrillOptions = {}): Promise<DrillReport> {
+  const consumerCount = Math.max(1, options.consumers ?? 4);
+  const rotationCount = Math.max(1, options.rotations ?? 3);
+  const refreshSeconds = Math.max(1, options.refreshSeconds ?? 2);
+  const started = Date.now();
+  const ownsDatabase = !options.database;
+  const pg = options.database ?? (await startLocalPostgres());
+  const tag = randomBytes(3).toString('hex');
+  const consumers: DrillConsumer[] = Array.from({ length: consumerCount }, (_, i) => ({
+    name: `drill-${MODES[i % MODES.length]}-${i + 1}`,
+    mode: MODES[i % MODES.length],
+  }));
+  const registry: ConsumerRegistration[] = consumers.map((c) => ({
+    name: c.name,
+    mode: c.mode,
+    maxStalenessSeconds: DRILL_STALENESS_SECONDS,
+  }));
+  const stopFns: (() => Promise<void>)[] = [];
+  try {
+    const db = await provisionDatabase(pg, { dbname: `drill_${tag}`, master: `drill_master_${tag}`, app: `drill_app_${tag}` });
+    const sm = new SecretsManagerClient({});
+    const master = await sm.send(
+      new CreateSecretCommand({
+        Name: `converge-drill/${tag}/master`,
+        SecretString: JSON.stringify({ engine: 'postgres', host: 'localhost', port: pg.port, ...db.master, dbname: db.dbname }),
+      }),
+    );
+    const app = await sm.send(
+      new CreateSecretCommand({
+        Name: `converge-drill/${tag}/app`,
+        SecretString: JSON.stringify({
+          engine: 'postgres',
+          host: 'localhost',
+          port: pg.port,
+          username: db.app.username,
+          password: db.app.password,
+          dbname: db.dbname,
+          masterarn: master.ARN,
+          generation: 0,
+        }),
+      }),
+    );
+    const secretArn = app.ARN!;
+    const lambdaArn = `arn:aws:lambda:us-east-1:123456789012:function:converge-drill-${tag}`;
+    const handler = createRotationHandler({
+      config: loadConfig({
+        CONVERGE_CA_BUNDLE: pg.caBundlePath ?? '',
+        CONVERGE_CONSUMERS: JSON.stringify(registry),
+        CONVERGE_GATE_MAX_WAIT_SECONDS: '120',
+        CONVERGE_GATE_POLL_SECONDS: '1',
+        CONVERGE_GATE_LOOKBACK_SECONDS: '300',
+      }),
+      logger: new Logger({ serviceName: 'converge-drill', logLevel: 'SILENT' }),
+      writeMetric: () => undefined,
+    });
+    const model = options.secretsManagerModel;
+    if (model) {
+      model.registerRotationFunction(lambdaArn, (e) => handler(e));
+      model.configureRotation(secretArn, lambdaArn);
+    }
+
+    // Consumers: one pool each, two query loops each, a reporter each.
+    let queries = 0;
+    let failed = 0;
+    let firstFailure: string | undefined;
+    let loadRunning = true;
+    const cw = new CloudWatchClient({});
+    const runners = consumers.map((c) => startConsumer(c));
+    stopFns.push(async () => {
+      loadRunning = false;
+      await Promise.all(runners.map((r) => r.stop()));
+    });
+    await Promise.all(runners.map((r) => r.ready));
+
+    function startConsumer(c: DrillConsumer) {
+      let pool = newPool(c);
+      let reporter = newReporter(c, pool);
+      let restarting: Promise<void> | undefined;
+      const loops: Promise<void>[] = [];
+      const ready = pool.ready().then(() => {
+        for (let i = 0; i < 2; i++) loops.push(loop(i));
+      });
+      async function loop(i: number): Promise<void> {
+        while (loadRunning) {
+          try {
+            if (restarting) await restarting;
+            await pool.query('INSERT INTO items (note) VALUES ($1)', [`${c.name}-${i}`]);
+            await pool.query('SELECT count(*) FROM items WHERE id > (SELECT max(id) - 10 FROM items)');
+            queries += 2;
+          } catch (err) {
+            failed++;
+            firstFailure ??= `${c.name}: ${(err as Error).message}`;
+          }
+          if (c.mode === 'scheduled') await sleep(50);
+        }
+      }
+      return {
+        consumer: c,
+        ready,
+        pool: () => pool,
+        /** What a deploy or the next job run does: a new process reads AWSCURRENT. */
+        restart(): Promise<void> {
+          restarting = (async () => {
+            const old = pool;
+            const oldReporter = reporter;
+            pool = newPool(c);
+            await pool.ready();
+            reporter = newReporter(c, pool);
+            await oldReporter.stop();
+            await old.end();
+          })();
+          return restarting.finally(() => (restarting = undefined));
+        },
+        async stop() {
+          await Promise.all(loops);
+          await reporter.stop();
+          await pool.end();
+        },
+      };
+    }
+
+    function newPool(c: DrillConsumer): RotatingPgPool {
+      return new RotatingPgPool({
+        source: new SecretsManagerSource({ awsSdkV3Client: sm, secretId: secretArn, includePending: c.mode === 'live' }),
+        // Scheduled and restart-only consumers never refresh in place: they move on their next run.
+        refresh: { ttlMs: c.mode === 'live' ? refreshSeconds * 1000 : 24 * 3600_000, jitter: 0.2 },
+        caBundlePath: pg.caBundlePath,
+        max: 4,
+        maxLifetimeSeconds: 30,
+        applicationName: `converge-drill:${c.name}`,
+      });
+    }
+
+    function newReporter(c: DrillConsumer, pool: RotatingPgPool): GenerationReporter {
+      return new GenerationReporter({
+        subject: pool,
+        consumer: c.name,
+        sink: new PutMetricDataSink({ awsSdkV3Client: cw, flushDelayMs: 100 }),
+        periodSeconds: refreshSeconds,
+      }).start();
+    }
+
+    const progress = (rotation: number, phase: string) =>
+      options.onProgress?.({
+        elapsedSeconds: Math.round((Date.now() - started) / 100) / 10,
+        rotation,
+        phase,
+        queries,
+        failed,
+        generations: runners.map((r) => r.pool().loadedGeneration),
+      });
+
+    const results: RotationResult[] = [];
+    for (let k = 1; k <= rotationCount; k++) {
+      const q0 = queries;
+      const f0 = failed;
+      const t0 = Date.now();
+      progress(k, 'rotating');
+      let error: string | undefined;
+      let stepsMs: Record<string, number> = {};
+      let promotedAt: number | undefined;
+      // Non-live consumers move when they next start: a scheduled job's next run, a restart.
+      const movers = runners.filter((r) => r.consumer.mode !== 'live');
+      try {
+        await sm.send(new RotateSecretCommand({ SecretId: secretArn, ...(model ? {} : { RotationLambdaARN: lambdaArn }) }));
+        const record = model ? await model.rotationSettled(secretArn) : undefined;
+        if (record?.error) throw record.error;
+        for (const s of record?.steps ?? []) stepsMs[s.step] = s.ms;
+        promotedAt = Date.now();
+        progress(k, 'promoted; restarting non-live consumers');
+        await Promise.all(movers.map((r) => r.restart()));
+      } catch (err) {
+        error = `${(err as Error).name}: ${(err as Error).message}`;
+      }
+      const current = parseSecret(
+        (await sm.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: AWSCURRENT })))
+          .SecretString,
+      );
+      const convergedAt = error ? undefined : await waitFor(() => runners.every((r) => r.pool().loadedGeneration === current.generation), 30_000);
+      results.push({
+        rotation: k,
+        generation: current.generation,
+        username: current.username,
+        ok: !error,
+        error,
+        stepsMs,
+        timeToPromotionMs: promotedAt ? promotedAt - t0 : undefined,
+        timeToConvergenceMs: convergedAt ? convergedAt - t0 : undefined,
+        queries: queries - q0,
+        failedQueries: failed - f0,
+      });
+      progress(k, error ? `FAILED: ${error}` : 'converged');
+      if (error) break;
+      stepsMs = {};
+    }
+    const minEnd = started + (options.durationSeconds ?? 0) * 1000;
+    while (Date.now() < minEnd) {
+      progress(rotationCount, 'holding load');
+      await sleep(Math.min(1000, minEnd - Date.now()));
+    }
+    const elapsedSeconds = (Date.now() - started) / 1000;
+    const ok = results.filter((r) => r.ok);
+    return {
+      consumers,
+      rotations: results,
+      summary: {
+        rotationsOk: ok.length,
+        rotationsFailed: rotationCount - ok.length,
+        allConverged: ok.length === rotationCount && results.every((r) => r.timeToConvergenceMs !== undefined),
+        queries,
+        failedQueries: failed,
+        throughputQps: Math.round(queries / elapsedSeconds),
+        elapsedSeconds: Math.round(elapsedSeconds * 10) / 10,
+        finalGeneration: results[results.length - 1]?.generation ?? 0,
+        firstFailure,
+      },
+    };
+  } finally {
+    for (const stop of stopFns.reverse()) await stop().catch(() => undefined);
+    if (ownsDatabase) await pg.stop();
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<number | undefined> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (condition()) return Date.now();
+    await sleep(50);
+  }
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

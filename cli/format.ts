@@ -1,0 +1,56 @@
+/**
+ * Human-readable output of the CLI. The runbook in README.md is keyed to these lines.
+ */
+import type { StatusReport } from './commands/status';
+
+export function formatStatus(r: StatusReport): string {
+  const lines: string[] = [];
+  lines.push(`Secret      ${r.secret.name}`);
+  lines.push(`            ${r.secret.arn}`);
+  lines.push(
+    `Rotation    ${r.secret.rotationEnabled ? 'enabled' : 'DISABLED'}` +
+      `${r.secret.rotationFunction ? `, function ${r.secret.rotationFunction}` : ', no rotation function'}` +
+      `${r.secret.lastRotated ? `, last rotated ${r.secret.lastRotated}` : ''}`,
+  );
+  if (r.overrides.emergency || r.overrides.forceFinish) {
+    lines.push(`Overrides   ${[r.overrides.emergency && 'EMERGENCY', r.overrides.forceFinish && 'FORCE-FINISH'].filter(Boolean).join(', ')}`);
+  }
+  lines.push('Versions');
+  for (const v of r.versions) {
+    const waiting = v.stages.includes('AWSPENDING') && !v.stages.includes('AWSCURRENT') ? ' (rotation waiting)' : '';
+    const facts = v.generation !== undefined ? `generation ${v.generation}  user ${v.username}` : (v.note ?? '');
+    lines.push(`  ${v.stages.join(',').padEnd(24)} ${facts}${waiting}  [${v.versionId}]`);
+  }
+  const c = r.registry.counts;
+  const total = c.live + c.scheduled + c['restart-only'];
+  lines.push(`Consumers   ${total} registered (${c.live} live, ${c.scheduled} scheduled, ${c['restart-only']} restart-only)${r.registry.source === 'none' ? ': no registry found' : ''}`);
+  if (r.consumers.length > 0) {
+    const w = Math.max(8, ...r.consumers.map((x) => x.name.length));
+    lines.push(`  ${'NAME'.padEnd(w)}  ${'MODE'.padEnd(12)}  ${'GEN'.padStart(5)}  ${'DATA AGE'.padStart(8)}  STATE`);
+    for (const x of r.consumers) {
+      const gen = x.generation ?? x.lastSeenGeneration;
+      lines.push(
+        `  ${x.name.padEnd(w)}  ${x.mode.padEnd(12)}  ${(gen === undefined ? '-' : String(gen)).padStart(5)}  ` +
+          `${(x.dataAgeSeconds === undefined ? '-' : `${x.dataAgeSeconds}s`).padStart(8)}  ${x.state.toUpperCase()}`,
+      );
+    }
+  }
+  if (r.cloudWatchError) lines.push(`CloudWatch  UNREADABLE: ${r.cloudWatchError}`);
+  if (r.oldUser) {
+    const s =
+      r.oldUser.sessions !== undefined
+        ? `${r.oldUser.sessions} open session(s)`
+        : r.oldUser.sessionsError
+          ? `sessions unknown: ${r.oldUser.sessionsError}`
+          : 'sessions not checked (pass --sessions)';
+    lines.push(`Old user    ${r.oldUser.username}: ${s}`);
+  }
+  lines.push('Gates');
+  lines.push(`  promotion   ${r.gates.promotion.verdict.toUpperCase()}${req(r.gates.promotion.requiredGeneration)}: ${r.gates.promotion.reasons.join('; ')}`);
+  lines.push(`  revocation  ${r.gates.revocation.verdict.toUpperCase()}${req(r.gates.revocation.requiredGeneration)}: ${r.gates.revocation.reasons.join('; ')}`);
+  return lines.join('\n');
+}
+
+function req(g: number | undefined): string {
+  return g === undefined ? '' : ` (needs generation >= ${g})`;
+}

@@ -1,0 +1,152 @@
+/**
+ * The `converge` operator CLI: status, rotate, abort, finish --force, drill.
+ * Errors print one line (`converge: ...`) and exit 1; no stack traces.
+ */
+import { Command, CommanderError } from 'commander';
+import { defaultClients, type CliClients } from './clients';
+import { abort } from './commands/abort';
+import { finish } from './commands/finish';
+import { rotate } from './commands/rotate';
+import { status } from './commands/status';
+import { describeCliError } from './errors';
+import { formatStatus } from './format';
+
+/** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly clients?: CliClients;
+  /** Runs the drill (kept out of this module so the CLI loads fast). */
+  readonly drill?: (argv: DrillArgs) => Promise<number>;
+}
+
+export interface DrillArgs {
+  readonly consumers: number;
+  readonly rotations: number;
+  readonly duration?: number;
+  readonly refresh: number;
+  readonly json: boolean;
+}
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script name) and returns the exit code.
+ *
+ * @example
+ * const code = await runCli(['status', 'orders-app', '--json'], { out: console.log, err: console.error });
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = 0;
+  let clients = io.clients;
+  const aws = (region?: string) => (clients ??= defaultClients(region));
+  const print = (json: boolean, value: unknown, text: string) => io.out(json ? JSON.stringify(value, null, 2) : text);
+
+  const program = new Command('converge')
+    .description('Zero-downtime PostgreSQL credential rotation on AWS, with proof that the fleet moved.')
+    .option('--region <region>', 'AWS region (default: the SDK chain, e.g. AWS_REGION)')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  program
+    .command('status')
+    .description('versions, consumers and their generations, stale consumers, old-user sessions, and what the gates would decide now')
+    .argument('<secret>', 'secret name or ARN')
+    .option('--json', 'machine-readable output')
+    .option('--consumers <json>', 'consumer registry as JSON (default: read from the rotation function)')
+    .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
+    .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
+    .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
+    .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
+      const report = await status(aws(program.opts().region), secret, {
+        consumers: o.consumers,
+        namespace: o.namespace,
+        sessions: o.sessions,
+        caBundlePath: o.caBundle,
+      });
+      print(o.json ?? false, report, formatStatus(report));
+    });
+
+  program
+    .command('rotate')
+    .description('start a rotation now (RotateSecret)')
+    .argument('<secret>', 'secret name or ARN')
+    .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions')
+    .option('--json', 'machine-readable output')
+    .action(async (secret: string, o: { emergency?: boolean; json?: boolean }) => {
+      const r = await rotate(aws(program.opts().region), secret, { emergency: o.emergency });
+      print(o.json ?? false, r, `rotation of ${r.secret} started: version ${r.versionId}${r.emergency ? ' (EMERGENCY)' : ''}`);
+    });
+
+  program
+    .command('abort')
+    .description('remove a stuck AWSPENDING so the secret can rotate again (AWSCURRENT is untouched)')
+    .argument('<secret>', 'secret name or ARN')
+    .option('--json', 'machine-readable output')
+    .action(async (secret: string, o: { json?: boolean }) => {
+      const r = await abort(aws(program.opts().region), secret);
+      print(
+        o.json ?? false,
+        r,
+        r.abortedVersionId
+          ? `aborted the rotation of ${r.secret}: version ${r.abortedVersionId} is no longer AWSPENDING (generation ${r.burntGeneration ?? '?'} stays unused)`
+          : `no rotation of ${r.secret} is waiting; nothing to abort`,
+      );
+    });
+
+  program
+    .command('finish')
+    .description('promote a waiting rotation without the promotion gate (logged as FORCED by the rotation function)')
+    .argument('<secret>', 'secret name or ARN')
+    .option('--force', 'confirm: promote even though consumers have not reported the new generation')
+    .option('--json', 'machine-readable output')
+    .action(async (secret: string, o: { force?: boolean; json?: boolean }) => {
+      const r = await finish(aws(program.opts().region), secret, { force: o.force });
+      print(o.json ?? false, r, `promoted ${r.secret}: version ${r.promotedVersionId} (generation ${r.generation ?? '?'}) is AWSCURRENT (FORCED)`);
+    });
+
+  program
+    .command('drill')
+    .description('a full local rotation drill under load: embedded PostgreSQL, local AWS models, real handler and gates')
+    .option('--consumers <n>', 'consumer processes issuing queries', toInt, 4)
+    .option('--rotations <n>', 'rotations to run', toInt, 3)
+    .option('--duration <seconds>', 'keep the load running at least this long', toInt)
+    .option('--refresh <seconds>', 'consumer secret refresh interval', toInt, 2)
+    .option('--json', 'machine-readable summary')
+    .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean }) => {
+      const run = io.drill ?? (await import('./drill/run')).runDrillCommand;
+      exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false });
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    io.err(`converge: ${describeCliError(err)}`);
+    return 1;
+  }
+}
+
+function toInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new CommanderError(2, 'converge.invalidNumber', `expected a non-negative integer, got "${value}"`);
+  return n;
+}
+
+/** Entry point of the `converge` binary. */
+export function main(argv: readonly string[]): void {
+  runCli(argv, {
+    out: (t) => process.stdout.write(`${t}\n`),
+    err: (t) => process.stderr.write(`${t}\n`),
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`converge: ${describeCliError(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (require.main === module) main(process.argv.slice(2));
