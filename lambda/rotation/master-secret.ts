@@ -29,7 +29,7 @@ export interface MasterConnection {
  * @throws {@link MasterSecretError} when the secret is missing, unreadable or incomplete
  * @throws {@link ConfusedDeputyError} when the master's database is not the rotated secret's
  */
-export async function loadMaster(ctx: StepContext, current: DbSecret): Promise<MasterConnection> {
+export async function loadMaster(ctx: Pick<StepContext, 'secretsManager' | 'rds'>, current: DbSecret): Promise<MasterConnection> {
   let text: string | undefined;
   try {
     text = await getSecretString(ctx.secretsManager, { SecretId: current.masterarn });
@@ -53,7 +53,7 @@ export async function loadMaster(ctx: StepContext, current: DbSecret): Promise<M
   return { credential, target: { host: current.host, port: current.port, dbname: current.dbname, ssl } };
 }
 
-async function hostFromRdsTags(ctx: StepContext, masterArn: string): Promise<string | undefined> {
+async function hostFromRdsTags(ctx: Pick<StepContext, 'secretsManager' | 'rds'>, masterArn: string): Promise<string | undefined> {
   let tags;
   try {
     tags = (await ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: masterArn }))).Tags ?? [];

@@ -10,7 +10,7 @@ import type { StepContext } from './context';
 import { resolveRdsEndpoint } from './master-secret';
 
 /** The AWSCURRENT secret. @throws {@link InvalidSecretError} when it is missing or malformed */
-export async function readCurrent(ctx: StepContext): Promise<DbSecret> {
+export async function readCurrent(ctx: Pick<StepContext, 'secretsManager' | 'rds' | 'secretArn'>): Promise<DbSecret> {
   const text = await getSecretString(ctx.secretsManager, { SecretId: ctx.secretArn, VersionStage: AWSCURRENT });
   if (text === undefined) throw new InvalidSecretError(`secret ${ctx.secretArn} has no AWSCURRENT value`);
   return withHost(ctx, parseSecret(text, 'AWSCURRENT secret'));
@@ -40,7 +40,7 @@ export function targetOf(secret: DbSecret): ConnectionTarget {
   return { host: secret.host, port: secret.port, dbname: secret.dbname, ssl: secret.ssl };
 }
 
-async function withHost(ctx: StepContext, secret: DbSecret): Promise<DbSecret> {
+async function withHost(ctx: Pick<StepContext, 'rds'>, secret: DbSecret): Promise<DbSecret> {
   if (secret.host) return secret;
   const endpoint = await resolveRdsEndpoint(ctx.rds, {
     instance: secret.dbInstanceIdentifier,
