@@ -8,6 +8,7 @@ import {
   MissingRequiredParameterException,
   PutMetricDataCommand,
   type GetMetricDataCommandInput,
+  type MetricDataResult,
 } from '@aws-sdk/client-cloudwatch';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, type CloudWatchStub } from '../../../cli/local/install';
@@ -69,7 +70,7 @@ describe('Class: CloudWatchModel', () => {
         ScanBy: 'TimestampAscending',
       });
       // Assess: 120 s buckets from T0-600s: [T0-360, T0-240) holds 3; [T0-240, T0-120) holds 5 and 4; [T0-120, T0) holds 7
-      const byId = Object.fromEntries(out.MetricDataResults!.map((r) => [r.Id, r]));
+      const byId: Record<string, MetricDataResult> = Object.fromEntries(out.MetricDataResults!.map((r) => [r.Id, r]));
       expect(byId.minimum.Timestamps!.map((t) => t.getTime() - T0)).toEqual([-360_000, -240_000, -120_000]);
       expect(byId.minimum.Values).toEqual([3, 4, 7]);
       expect(byId.maximum.Values).toEqual([3, 5, 7]);
@@ -142,7 +143,7 @@ describe('Class: CloudWatchModel', () => {
         ScanBy: 'TimestampAscending',
       });
       // Assess
-      const byId = Object.fromEntries(out.MetricDataResults!.map((r) => [r.Id, r]));
+      const byId: Record<string, MetricDataResult> = Object.fromEntries(out.MetricDataResults!.map((r) => [r.Id, r]));
       expect(byId.std.Timestamps!.map((t) => t.getTime() - T0)).toEqual([-60_000]);
       expect(byId.std.Values).toEqual([2]);
       expect(byId.high.Timestamps!.map((t) => t.getTime() - T0)).toEqual([-50_000, -20_000]);

@@ -1,5 +1,5 @@
 import { GetMetricDataCommand, InternalServiceFault, LimitExceededFault } from '@aws-sdk/client-cloudwatch';
-import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DescribeSecretCommand, SecretsManagerClient, type StatusType } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
@@ -158,7 +158,7 @@ describe('Function: promotionGate', () => {
     // Prepare
     const config = gateConfig(registry([['api', 'live']]), { maxWaitSeconds: 60, pollSeconds: 20 });
     report(model, 'api', 5, T0);
-    const replication = (status: string) => ({ $metadata: {}, ReplicationStatus: [{ Region: 'eu-west-1', Status: status }] });
+    const replication = (status: StatusType) => ({ $metadata: {}, ReplicationStatus: [{ Region: 'eu-west-1', Status: status }] });
     sm.on(DescribeSecretCommand).resolvesOnce(replication('InProgress')).resolves(replication('InSync'));
     const ctx = stepContext({ config, clock, description: { ReplicationStatus: [{ Region: 'eu-west-1', Status: 'InProgress' }] } });
     // Act
