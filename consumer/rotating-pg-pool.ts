@@ -102,7 +102,9 @@ export interface RotatingPgPoolOptions extends ConnectionOptions {
    */
   readonly acquireTimeoutMillis?: number;
   /**
-   * How many times a connect rejected with SQLSTATE 28P01/28000 refreshes the secret and retries.
+   * How many times a connect rejected with SQLSTATE 28P01/28000 retries. Before a retry the secret
+   * is refreshed (at most once a second, shared by concurrent connects); when that brings no other
+   * credential, the connect fails at once.
    *
    * @default 1
    */
@@ -173,6 +175,9 @@ interface Waiter {
   timer?: NodeJS.Timeout;
 }
 
+/** Least time between two secret refreshes caused by rejected credentials. */
+export const AUTH_REFRESH_MIN_INTERVAL_MS = 1_000;
+
 type QueryCallback<T> = (err: Error | undefined, result: T) => void;
 
 /**
@@ -212,6 +217,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private readonly waiters: Waiter[] = [];
   private starting: Promise<void> | undefined;
   private authRefresh: Promise<void> | undefined;
+  private lastAuthRefreshAt = Number.NEGATIVE_INFINITY;
   private endCalled = false;
   private endedAll = false;
   private failureCount = 0;
@@ -466,33 +472,39 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     for (let attempt = 0; ; attempt++) {
       if (this.endCalled) throw new PoolEndedError();
       const inner = this.active!;
+      const used = inner.credential;
       this.secret.refreshIfStale();
       try {
         return await inner.pool.connect();
       } catch (err) {
         if (this.endCalled) throw new PoolEndedError();
-        const typed = classifyConnectError(err, inner.target, inner.credential);
-        if (typed instanceof AuthenticationFailedError && attempt < this.maxAuthRetries) {
-          await this.refreshAfterAuthFailure();
-          continue;
-        }
-        throw typed;
+        const typed = classifyConnectError(err, inner.target, used);
+        if (!(typed instanceof AuthenticationFailedError) || attempt >= this.maxAuthRetries) throw typed;
+        if (!(await this.newerCredentialThan(inner, used))) throw typed;
       }
     }
   }
 
-  /** One refresh for any number of connects rejected at the same time. */
-  private refreshAfterAuthFailure(): Promise<void> {
+  /**
+   * After SQLSTATE 28P01/28000: whether a credential other than `used` is now adopted, refreshing
+   * the secret first unless that was done less than {@link AUTH_REFRESH_MIN_INTERVAL_MS} ago. One
+   * refresh serves every connect rejected at the same time, and a credential that is wrong in the
+   * secret itself cannot turn connect attempts into a stream of Secrets Manager calls.
+   */
+  private async newerCredentialThan(inner: InnerPool, used: SecretVersion): Promise<boolean> {
+    const changed = () => this.active !== inner || this.active.credential.versionId !== used.versionId;
+    if (changed()) return true;
+    if (!this.authRefresh && performance.now() - this.lastAuthRefreshAt < AUTH_REFRESH_MIN_INTERVAL_MS) return false;
     this.authRefresh ??= this.credentials.refreshNow().then(
-      () => {
-        this.authRefresh = undefined;
-      },
-      () => {
-        // Counted and emitted as a reload failure; the retry uses whatever is adopted.
-        this.authRefresh = undefined;
-      },
-    );
-    return this.authRefresh;
+      () => undefined,
+      // Counted and emitted as a reload failure; the retry uses whatever is adopted.
+      () => undefined,
+    ).finally(() => {
+      this.lastAuthRefreshAt = performance.now();
+      this.authRefresh = undefined;
+    });
+    await this.authRefresh;
+    return changed();
   }
 
   private async runQuery(text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> {

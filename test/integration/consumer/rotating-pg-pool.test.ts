@@ -1,0 +1,304 @@
+import { DescribeSecretCommand, InternalServiceError } from '@aws-sdk/client-secrets-manager';
+import { wireSecretsManager } from '../../../cli/local/install';
+import { MemorySink, GenerationReporter } from '../../../consumer/reporter';
+import { RotatingPgPool } from '../../../consumer/rotating-pg-pool';
+import { SecretsManagerSource } from '../../../consumer/secrets-manager-source';
+import { AuthenticationFailedError, PoolEndedError } from '../../../lambda/shared/errors';
+import { LOADED_GENERATION } from '../../../lambda/shared/metric-contract';
+import { expectNoSecretsInOutput } from '../../support/captured-output';
+import { consumerWorld, queryLoad, tlsOptions, until, type ConsumerWorld } from './fixtures';
+
+const pools: RotatingPgPool[] = [];
+const worlds: ConsumerWorld[] = [];
+const errorsSeen: unknown[] = [];
+
+function track(pool: RotatingPgPool): RotatingPgPool {
+  pools.push(pool);
+  pool.on('error', (err) => errorsSeen.push(err));
+  pool.on('reloadFailure', (err) => errorsSeen.push(err));
+  pool.on('pendingRejected', (_c, err) => errorsSeen.push(err));
+  return pool;
+}
+
+async function world(prefix: string): Promise<ConsumerWorld> {
+  const w = await consumerWorld(prefix);
+  worlds.push(w);
+  return w;
+}
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => (p.ending ? undefined : p.end())));
+});
+
+afterAll(() => {
+  // No password of any generation may have reached a log line or an error message.
+  expectNoSecretsInOutput(
+    worlds.flatMap((w) => w.passwords),
+    errorsSeen,
+  );
+});
+
+async function currentUser(pool: RotatingPgPool): Promise<string> {
+  return (await pool.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
+}
+
+describe('Class: RotatingPgPool', () => {
+  describe('Method: query', () => {
+    it('runs queries over verified TLS as the secret user, and end() closes every connection', async () => {
+      // Prepare
+      const w = await world('cpool_basic');
+      const pool = track(new RotatingPgPool({ source: new SecretsManagerSource({ secretId: w.secretArn }), ...tlsOptions(w) }));
+      // Act
+      const r = await pool.query<{ u: string; ssl: boolean }>(
+        'SELECT current_user AS u, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      );
+      const during = await w.sessions();
+      await pool.end();
+      const after = await w.sessions();
+      // Assess
+      expect(r.rows[0]).toEqual({ u: w.first.username, ssl: true });
+      expect(during.map((s) => s.usename)).toEqual([w.first.username]);
+      expect(after).toEqual([]);
+      expect(pool.ended).toBe(true);
+      await expect(pool.query('SELECT 1')).rejects.toThrow(PoolEndedError);
+    });
+
+    it('keeps a pooled connection usable after an SQL error', async () => {
+      // Prepare
+      const w = await world('cpool_sqlerr');
+      const pool = track(
+        new RotatingPgPool({ source: new SecretsManagerSource({ secretId: w.secretArn }), max: 1, ...tlsOptions(w) }),
+      );
+      const pidBefore = (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // Act
+      const err = await pool.query('SELECT * FROM no_such_table').catch((e: unknown) => e);
+      const pidAfter = (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // Assess
+      expect((err as { code?: string }).code).toBe('42P01');
+      expect(pidAfter).toBe(pidBefore);
+    });
+  });
+
+  describe('Username swap', () => {
+    it('lets a checked-out client finish its transaction across a username swap, then retires its connection', async () => {
+      // Prepare
+      const w = await world('cpool_tx');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          ...tlsOptions(w),
+        }),
+      );
+      const client = await pool.connect();
+      await client.query('BEGIN');
+      await client.query("INSERT INTO items (note) VALUES ('in-flight')");
+      const clone = await w.createUser(`${w.first.username}_clone`, 2);
+      w.putCurrent(clone);
+      // Act
+      await pool.refreshNow();
+      const newUser = await currentUser(pool);
+      await client.query("INSERT INTO items (note) VALUES ('in-flight')");
+      const oldUserInTx = (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
+      await client.query('COMMIT');
+      client.release();
+      await until('the retired inner pool to drain', () => pool.retiringCount === 0);
+      const committed = await pool.query<{ n: string }>("SELECT count(*) AS n FROM items WHERE note = 'in-flight'");
+      const sessions = await w.sessions();
+      // Assess
+      expect(newUser).toBe(clone.username);
+      expect(oldUserInTx).toBe(w.first.username);
+      expect(committed.rows[0].n).toBe('2');
+      expect(new Set(sessions.map((s) => s.usename))).toEqual(new Set([clone.username]));
+    });
+
+    it('swaps users three times under 8 concurrent query loops without a failed query', async () => {
+      // Prepare
+      const w = await world('cpool_load');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          max: 6,
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.ready();
+      const load = queryLoad(pool, 8);
+      await until('load to be running', () => load.ok >= 50);
+      const a = w.first.username;
+      const b = `${a}_clone`;
+      // Act: A(1) -> B(2) -> A(3) -> B(4), each step as a rotation makes it: set up the other user
+      // (only once nothing uses it, as the revocation guard demands), promote it, let the pool follow
+      const steps = [() => w.createUser(b, 2), () => w.changePassword(a, 3), () => w.changePassword(b, 4)];
+      const usersAfterSwap: string[][] = [];
+      for (const step of steps) {
+        w.putCurrent(await step());
+        await pool.refreshNow();
+        const seen = load.ok;
+        await until('queries on the new credential', () => load.ok >= seen + 20);
+        await until('the old inner pool to drain', () => pool.retiringCount === 0);
+        usersAfterSwap.push([...new Set((await w.sessions()).map((s) => s.usename))]);
+      }
+      await load.stop();
+      // Assess
+      expect(load.failures).toEqual([]);
+      expect(load.ok).toBeGreaterThan(100);
+      expect(usersAfterSwap).toEqual([[b], [a], [b]]);
+      expect(pool.credential?.generation).toBe(4);
+      expect(new Set(pool.connections().map((c) => c.generation))).toEqual(new Set([4]));
+    });
+  });
+
+  describe('Authentication failure', () => {
+    it('refreshes once and retries when PostgreSQL rejects the cached password (28P01)', async () => {
+      // Prepare: the pool loaded generation 1; the password then changes in the database and the secret
+      const w = await world('cpool_auth');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.ready();
+      const next = await w.changePassword(w.first.username, 2);
+      w.putCurrent(next);
+      w.sm.resetHistory();
+      // Act
+      const user = await currentUser(pool);
+      // Assess
+      expect(user).toBe(w.first.username);
+      expect(w.sm).toHaveReceivedCommandTimes(DescribeSecretCommand, 1);
+      expect(pool.connections().map((c) => c.generation)).toEqual([2]);
+    });
+
+    it('gives up when a refresh brings no other credential, with AuthenticationFailedError that carries no password', async () => {
+      // Prepare: the password changed in the database but the secret still holds the old one
+      const w = await world('cpool_authfail');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          maxAuthRetries: 2,
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.ready();
+      await w.changePassword(w.first.username, 2);
+      w.sm.resetHistory();
+      // Act
+      const err = await pool.query('SELECT 1').catch((e: unknown) => e);
+      errorsSeen.push(err);
+      // Assess
+      expect(err).toBeInstanceOf(AuthenticationFailedError);
+      expect((err as AuthenticationFailedError).code).toBe('28P01');
+      expect((err as Error).message).toContain(w.first.username);
+      // One refresh: it brought no other credential, so retrying again would be pointless
+      expect(w.sm).toHaveReceivedCommandTimes(DescribeSecretCommand, 1);
+      expect(pool.totalCount).toBe(0);
+    });
+  });
+
+  describe('Secrets Manager outage', () => {
+    it('keeps serving queries on the cached credential past the TTL, backs off, and adopts the new version on recovery', async () => {
+      // Prepare
+      const w = await world('cpool_outage');
+      let now = 0;
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          refresh: {
+            ttlMs: 1_000,
+            jitter: 0,
+            backoffBaseMs: 1_000,
+            backoffMaxMs: 16_000,
+            clock: () => now,
+            refreshInBackground: false,
+          },
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.ready();
+      const outageCalls: number[] = [];
+      const failures = [
+        Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }),
+        new InternalServiceError({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
+        Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { name: 'Error', code: 'ECONNREFUSED' }),
+      ];
+      w.sm.on(DescribeSecretCommand).callsFake(() => {
+        outageCalls.push(now);
+        throw failures[outageCalls.length % failures.length];
+      });
+      // Act: a query every 500 ms (on the refresh clock) for 60 s of outage, 60 times the TTL
+      let queries = 0;
+      for (now = 1_000; now <= 60_000; now += 500) {
+        if ((await currentUser(pool)) === w.first.username) queries++;
+        await new Promise((r) => setImmediate(r)); // let the background refresh settle
+      }
+      // Recovery: the store answers again and a rotation happened meanwhile
+      w.sm.reset();
+      wireSecretsManager(w.sm, w.model);
+      const clone = await w.createUser(`${w.first.username}_clone`, 2);
+      w.putCurrent(clone);
+      let recoveredAfter = 0;
+      for (; recoveredAfter < 40 && (await currentUser(pool)) !== clone.username; recoveredAfter++) {
+        now += 500;
+        await new Promise((r) => setImmediate(r));
+      }
+      // Assess
+      expect(queries).toBe(119);
+      const gaps = outageCalls.slice(1).map((t, i) => t - outageCalls[i]);
+      expect(gaps.slice(0, 4)).toEqual([1_000, 2_000, 4_000, 8_000]);
+      expect(outageCalls.length).toBeLessThanOrEqual(8);
+      expect(pool.reloadFailureCount).toBe(outageCalls.length);
+      expect(await currentUser(pool)).toBe(clone.username);
+      expect(recoveredAfter).toBeLessThanOrEqual(33); // at most one capped backoff (16 s) of 500 ms steps
+    });
+  });
+
+  describe('Live consumer (AWSPENDING)', () => {
+    it('adopts a pending credential only once it logs in, falls back to AWSCURRENT on abort, and reports exactly those changes', async () => {
+      // Prepare
+      const w = await world('cpool_live');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          ...tlsOptions(w),
+        }),
+      );
+      const sink = new MemorySink();
+      const changes: number[] = [];
+      pool.on('credentialChange', (next) => changes.push(next.generation));
+      await pool.ready();
+      const reporter = new GenerationReporter({ subject: pool, consumer: 'orders-api', sink, periodSeconds: 3_600 }).start();
+      const rejected: string[] = [];
+      pool.on('pendingRejected', (candidate) => rejected.push(candidate.username));
+      const cloneName = `${w.first.username}_clone`;
+      // Act 1: createSecret staged the pending version; the role does not exist yet (before setSecret)
+      const pendingCred = { username: cloneName, password: 'pw-not-set-in-db-yet-0a1b2c', generation: 2 };
+      w.passwords.push(pendingCred.password);
+      const pendingId = w.putPending(pendingCred);
+      await pool.refreshNow();
+      const beforeSetSecret = await currentUser(pool);
+      // Act 2: setSecret made it work
+      await w.createUser(cloneName, 2, pendingCred.password);
+      await pool.refreshNow();
+      const afterSetSecret = await currentUser(pool);
+      // Act 3: the operator aborts the rotation
+      w.abort(pendingId);
+      await pool.refreshNow();
+      const afterAbort = await currentUser(pool);
+      await reporter.stop();
+      // Assess
+      expect(beforeSetSecret).toBe(w.first.username);
+      expect(rejected).toEqual([cloneName]);
+      expect(afterSetSecret).toBe(cloneName);
+      expect(afterAbort).toBe(w.first.username);
+      expect(changes).toEqual([1, 2, 1]);
+      // One report at start, one per change, one at stop: the generation moves exactly with the pool
+      expect(sink.values(LOADED_GENERATION)).toEqual([1, 2, 1, 1]);
+    });
+  });
+});
