@@ -1,8 +1,8 @@
 /**
  * Secret values for the consumer tests.
  */
-import { parseSecret } from '../../../lambda/shared/secret';
 import type { SecretSnapshot, SecretVersion } from '../../../consumer/secret-source';
+import { parseSecret } from '../../../lambda/shared/secret';
 
 export interface SecretFields {
   readonly username: string;
