@@ -155,7 +155,11 @@ export class ConvergeFunction extends Construct {
     );
     if (props.vpc) {
       this.role.addToPolicy(
-        new iam.PolicyStatement({ sid: 'AttachToVpc', actions: [...VPC_ENI_ACTIONS], resources: ['*'] }),
+        new iam.PolicyStatement({
+          sid: 'AttachToVpc',
+          actions: [...VPC_ENI_ACTIONS],
+          resources: ['*'],
+        }),
       );
     }
 

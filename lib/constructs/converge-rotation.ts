@@ -19,10 +19,18 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { DEFAULT_EXCLUDE_CHARACTERS, ENV, loadConfig } from '../../lambda/rotation/config';
-import { TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_GENERATION_HIGH_WATER } from '../../lambda/rotation/overrides';
+import {
+  TAG_EMERGENCY,
+  TAG_FORCE_FINISH,
+  TAG_GENERATION_HIGH_WATER,
+} from '../../lambda/rotation/overrides';
 import { ConfigurationError } from '../../lambda/shared/errors';
 import { DEFAULT_NAMESPACE } from '../../lambda/shared/metric-contract';
-import { parseRegistry, type ConsumerMode, type ConsumerRegistration } from '../../lambda/shared/registry';
+import {
+  parseRegistry,
+  type ConsumerMode,
+  type ConsumerRegistration,
+} from '../../lambda/shared/registry';
 import { ConvergeFunction, PROJECT_ROOT } from './converge-function';
 import { ConvergenceMonitoring } from './convergence-monitoring';
 import { rotationRules, type RotationScheduleExpression } from './rotation-schedule-expression';
@@ -302,9 +310,14 @@ export class ConvergeRotation extends Construct {
     const gate = props.gate ?? {};
     const maxWait = gate.maxWait ?? Duration.minutes(10);
     const timeout = functionTimeout(maxWait, props.timeout);
-    const port = props.databasePort !== undefined ? ec2.Port.tcp(props.databasePort) : props.database.connections.defaultPort;
+    const port =
+      props.databasePort !== undefined
+        ? ec2.Port.tcp(props.databasePort)
+        : props.database.connections.defaultPort;
     if (!port) {
-      throw new ConfigurationError('databasePort is required when the database has no default port, got none');
+      throw new ConfigurationError(
+        'databasePort is required when the database has no default port, got none',
+      );
     }
     const environment: Record<string, string> = {
       [ENV.consumers]: JSON.stringify(this.consumers),
@@ -314,8 +327,12 @@ export class ConvergeRotation extends Construct {
       [ENV.gateLookbackSeconds]: String((gate.lookback ?? Duration.minutes(15)).toSeconds()),
       [ENV.passwordLength]: String(props.passwordLength ?? 32),
       [ENV.excludeCharacters]: props.excludeCharacters ?? DEFAULT_EXCLUDE_CHARACTERS,
-      [ENV.connectTimeoutMs]: String((props.connectTimeout ?? Duration.seconds(5)).toMilliseconds()),
-      [ENV.statementTimeoutMs]: String((props.statementTimeout ?? Duration.seconds(10)).toMilliseconds()),
+      [ENV.connectTimeoutMs]: String(
+        (props.connectTimeout ?? Duration.seconds(5)).toMilliseconds(),
+      ),
+      [ENV.statementTimeoutMs]: String(
+        (props.statementTimeout ?? Duration.seconds(10)).toMilliseconds(),
+      ),
     };
     const caPath = props.caBundle?.path;
     if (caPath !== undefined) environment[ENV.caBundle] = caPath;
@@ -344,9 +361,15 @@ export class ConvergeRotation extends Construct {
         privateDnsEnabled: false,
         open: false,
       });
-      this.secretsManagerEndpoint.connections.allowDefaultPortFrom(this.securityGroup, 'converge rotation function');
+      this.secretsManagerEndpoint.connections.allowDefaultPortFrom(
+        this.securityGroup,
+        'converge rotation function',
+      );
       // DNS entries read "<hosted zone id>:<dns name>"; the first is the regional name.
-      const dnsName = Fn.select(1, Fn.split(':', Fn.select(0, this.secretsManagerEndpoint.vpcEndpointDnsEntries)));
+      const dnsName = Fn.select(
+        1,
+        Fn.split(':', Fn.select(0, this.secretsManagerEndpoint.vpcEndpointDnsEntries)),
+      );
       environment.AWS_ENDPOINT_URL_SECRETS_MANAGER = `https://${dnsName}`;
     }
 
@@ -404,7 +427,22 @@ export class ConvergeRotation extends Construct {
    * Secrets Manager when a customer key encrypts it.
    */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.secret.grantRead(grantee);
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+      resourceArns: [arnForPolicies(this.secret)],
+    });
+    const key = this.secret.encryptionKey;
+    if (!key) return grant;
+    const statement = useKeyThroughSecretsManager(this, undefined, key, ['kms:Decrypt']);
+    return grant.combine(
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: statement.actions,
+        resourceArns: statement.resources,
+        conditions: statement.conditions,
+      }),
+    );
   }
 
   /** Lets a consumer report its metrics with PutMetricData, into this rotation's namespace only. */
@@ -425,7 +463,8 @@ export class ConvergeRotation extends Construct {
 
   /** The function's permissions beyond logging and the VPC (which its wrapper grants). */
   private grantRotation(props: ConvergeRotationProps): void {
-    const addStatement = (statement: iam.PolicyStatement) => this.role.addToPrincipalPolicy(statement);
+    const addStatement = (statement: iam.PolicyStatement) =>
+      this.role.addToPrincipalPolicy(statement);
     const secretArn = arnForPolicies(props.secret);
     addStatement(
       new iam.PolicyStatement({
@@ -446,7 +485,9 @@ export class ConvergeRotation extends Construct {
         actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
         resources: [secretArn],
         conditions: {
-          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_GENERATION_HIGH_WATER, TAG_EMERGENCY, TAG_FORCE_FINISH] },
+          'ForAllValues:StringEquals': {
+            'aws:TagKeys': [TAG_GENERATION_HIGH_WATER, TAG_EMERGENCY, TAG_FORCE_FINISH],
+          },
         },
       }),
     );
@@ -459,29 +500,72 @@ export class ConvergeRotation extends Construct {
     );
     // The only two actions with a `*` resource: neither supports resource-level permissions.
     addStatement(
-      new iam.PolicyStatement({ sid: 'GeneratePassword', actions: ['secretsmanager:GetRandomPassword'], resources: ['*'] }),
+      new iam.PolicyStatement({
+        sid: 'GeneratePassword',
+        actions: ['secretsmanager:GetRandomPassword'],
+        resources: ['*'],
+      }),
     );
     addStatement(
-      new iam.PolicyStatement({ sid: 'ReadGateMetrics', actions: ['cloudwatch:GetMetricData'], resources: ['*'] }),
+      new iam.PolicyStatement({
+        sid: 'ReadGateMetrics',
+        actions: ['cloudwatch:GetMetricData'],
+        resources: ['*'],
+      }),
     );
     const rdsArn = rdsDatabaseArn(props.database);
     if (rdsArn) {
-      addStatement(new iam.PolicyStatement({ sid: 'DescribeDatabase', actions: [rdsArn.action], resources: [rdsArn.arn] }));
+      addStatement(
+        new iam.PolicyStatement({
+          sid: 'DescribeDatabase',
+          actions: [rdsArn.action],
+          resources: [rdsArn.arn],
+        }),
+      );
     }
 
-    // Customer-managed keys: only through Secrets Manager in this region.
-    const viaSecretsManager = new kms.ViaServicePrincipal(
-      `secretsmanager.${Stack.of(this).region}.amazonaws.com`,
-      this.role,
-    );
-    props.secret.encryptionKey?.grant(viaSecretsManager, 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey');
-    props.masterSecret.encryptionKey?.grant(viaSecretsManager, 'kms:Decrypt');
+    // Customer-managed keys, only through Secrets Manager in this region. Written as identity
+    // statements: aws-cdk-lib's key grants go to the key policy, and are silently dropped for an
+    // imported key, when the grantee is a service-conditioned principal.
+    if (props.secret.encryptionKey) {
+      addStatement(
+        useKeyThroughSecretsManager(this, 'UseSecretKey', props.secret.encryptionKey, [
+          'kms:Decrypt',
+          'kms:DescribeKey',
+          'kms:GenerateDataKey',
+        ]),
+      );
+    }
+    if (props.masterSecret.encryptionKey) {
+      addStatement(
+        useKeyThroughSecretsManager(this, 'UseMasterSecretKey', props.masterSecret.encryptionKey, [
+          'kms:Decrypt',
+        ]),
+      );
+    }
   }
 }
 
 /** The secret's ARN for IAM: the full ARN, or the partial one with the six-character suffix wildcard. */
 function arnForPolicies(secret: secretsmanager.ISecret): string {
   return secret.secretFullArn ?? `${secret.secretArn}-??????`;
+}
+
+/** Use of a KMS key only as Secrets Manager does it on the caller's behalf, in this region. */
+function useKeyThroughSecretsManager(
+  scope: Construct,
+  sid: string | undefined,
+  key: kms.IKey,
+  actions: string[],
+): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid,
+    actions,
+    resources: [key.keyArn],
+    conditions: {
+      StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(scope).region}.amazonaws.com` },
+    },
+  });
 }
 
 /** The describe action and ARN of an RDS instance or cluster, or undefined for another database. */
@@ -500,7 +584,10 @@ function functionTimeout(maxWait: Duration, timeout: Duration | undefined): Dura
   const waitSeconds = maxWait.toSeconds();
   const needed = waitSeconds + TIMEOUT_MARGIN_SECONDS;
   if (timeout === undefined) {
-    const seconds = Math.min(waitSeconds + 2 * TIMEOUT_MARGIN_SECONDS, MAX_LAMBDA_TIMEOUT.toSeconds());
+    const seconds = Math.min(
+      waitSeconds + 2 * TIMEOUT_MARGIN_SECONDS,
+      MAX_LAMBDA_TIMEOUT.toSeconds(),
+    );
     if (seconds < needed) {
       throw new ConfigurationError(
         `gate.maxWait must leave a ${TIMEOUT_MARGIN_SECONDS}-second margin in Lambda's 15-minute timeout, so at most ${MAX_LAMBDA_TIMEOUT.toSeconds() - TIMEOUT_MARGIN_SECONDS} seconds, got ${waitSeconds} seconds`,

@@ -145,7 +145,11 @@ export class ConvergenceMonitoring extends Construct {
           resources: [this.convergenceLagAlarm.alarmArn],
           detail: { state: { value: ['OK'] }, previousState: { value: ['ALARM'] } },
         },
-        targets: [new targets.LambdaFunction(props.rotationFunction, { event: events.RuleTargetInput.fromObject(redrive) })],
+        targets: [
+          new targets.LambdaFunction(props.rotationFunction, {
+            event: events.RuleTargetInput.fromObject(redrive),
+          }),
+        ],
       });
 
       const periods = Math.ceil(stuckMinutes / STUCK_PERIOD.toMinutes());
@@ -215,7 +219,11 @@ export class ConvergenceMonitoring extends Construct {
     });
   }
 
-  private functionMetric(metricName: string, statistic: string, period: Duration): cloudwatch.Metric {
+  private functionMetric(
+    metricName: string,
+    statistic: string,
+    period: Duration,
+  ): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: this.props.namespace,
       metricName,
@@ -225,7 +233,12 @@ export class ConvergenceMonitoring extends Construct {
     });
   }
 
-  private consumerMetric(metricName: string, consumer: string, statistic: string, period: Duration): cloudwatch.Metric {
+  private consumerMetric(
+    metricName: string,
+    consumer: string,
+    statistic: string,
+    period: Duration,
+  ): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: this.props.namespace,
       metricName,
@@ -244,9 +257,11 @@ export class ConvergenceMonitoring extends Construct {
       dashboardName: this.props.dashboardName,
       defaultInterval: Duration.days(1),
     });
-    const alarms = [this.convergenceLagAlarm, this.rotationStuckAlarm, this.rotationFailedAlarm].filter(
-      (a): a is cloudwatch.Alarm => a !== undefined,
-    );
+    const alarms = [
+      this.convergenceLagAlarm,
+      this.rotationStuckAlarm,
+      this.rotationFailedAlarm,
+    ].filter((a): a is cloudwatch.Alarm => a !== undefined);
     dashboard.addWidgets(
       new cloudwatch.TextWidget({
         width: 12,
@@ -254,7 +269,11 @@ export class ConvergenceMonitoring extends Construct {
         markdown: [
           `## converge: ${secretName}`,
           `Registered consumers (blast radius): ${radius.live} live, ${radius.scheduled} scheduled, ${radius['restart-only']} restart-only.`,
-          consumers.length > 0 ? consumers.map((c) => `\`${c.name}\` (${c.mode}, fresh within ${c.maxStalenessSeconds} s)`).join(', ') : 'No consumer is registered.',
+          consumers.length > 0
+            ? consumers
+                .map((c) => `\`${c.name}\` (${c.mode}, fresh within ${c.maxStalenessSeconds} s)`)
+                .join(', ')
+            : 'No consumer is registered.',
         ].join('\n\n'),
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 12, height: 4, alarms }),
@@ -264,8 +283,12 @@ export class ConvergenceMonitoring extends Construct {
         title: 'Consumers by generation',
         width: 24,
         left: [
-          ...consumers.map((c) => this.consumerMetric(LOADED_GENERATION, c.name, 'Minimum', minute)),
-          this.functionMetric(PENDING_GENERATION, 'Maximum', minute).with({ label: 'pending rotation' }),
+          ...consumers.map((c) =>
+            this.consumerMetric(LOADED_GENERATION, c.name, 'Minimum', minute),
+          ),
+          this.functionMetric(PENDING_GENERATION, 'Maximum', minute).with({
+            label: 'pending rotation',
+          }),
         ],
         leftYAxis: { label: 'generation', showUnits: false },
       }),
@@ -275,21 +298,38 @@ export class ConvergenceMonitoring extends Construct {
         title: 'Rotation outcomes',
         width: 8,
         left: [
-          this.functionMetric(ROTATIONS_COMPLETED, 'Sum', OUTCOME_PERIOD).with({ label: 'completed' }),
-          this.functionMetric(ROTATION_STEP_FAILURES, 'Sum', OUTCOME_PERIOD).with({ label: 'step failures (gate holds included)' }),
-          this.props.rotationFunction.metricErrors({ period: OUTCOME_PERIOD, label: 'function errors' }),
+          this.functionMetric(ROTATIONS_COMPLETED, 'Sum', OUTCOME_PERIOD).with({
+            label: 'completed',
+          }),
+          this.functionMetric(ROTATION_STEP_FAILURES, 'Sum', OUTCOME_PERIOD).with({
+            label: 'step failures (gate holds included)',
+          }),
+          this.props.rotationFunction.metricErrors({
+            period: OUTCOME_PERIOD,
+            label: 'function errors',
+          }),
         ],
       }),
       new cloudwatch.GraphWidget({
         title: 'Gate waits',
         width: 8,
-        left: [this.functionMetric(GATE_WAIT_SECONDS, 'Maximum', OUTCOME_PERIOD).with({ label: 'wait before promotion (s)' })],
-        right: [this.functionMetric(CONVERGENCE_PENDING, 'Sum', OUTCOME_PERIOD).with({ label: 'held by the gate' })],
+        left: [
+          this.functionMetric(GATE_WAIT_SECONDS, 'Maximum', OUTCOME_PERIOD).with({
+            label: 'wait before promotion (s)',
+          }),
+        ],
+        right: [
+          this.functionMetric(CONVERGENCE_PENDING, 'Sum', OUTCOME_PERIOD).with({
+            label: 'held by the gate',
+          }),
+        ],
       }),
       new cloudwatch.GraphWidget({
         title: 'Consumer reload failures',
         width: 8,
-        left: consumers.map((c) => this.consumerMetric(RELOAD_FAILURES, c.name, 'Sum', OUTCOME_PERIOD)),
+        left: consumers.map((c) =>
+          this.consumerMetric(RELOAD_FAILURES, c.name, 'Sum', OUTCOME_PERIOD),
+        ),
       }),
     );
     return dashboard;

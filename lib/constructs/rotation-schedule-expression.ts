@@ -89,11 +89,17 @@ export class RotationScheduleExpression {
     const rate = /^rate\((\d+) (hour|hours|day|days)\)$/.exec(text);
     if (rate) {
       const n = Number(rate[1]);
-      return parseInterval(rate[2].startsWith('hour') ? Duration.hours(n) : Duration.days(n), label, text);
+      return parseInterval(
+        rate[2].startsWith('hour') ? Duration.hours(n) : Duration.days(n),
+        label,
+        text,
+      );
     }
     const cron = /^cron\((.*)\)$/.exec(text);
     if (!cron) {
-      throw new ConfigurationError(`${label} must be a cron() or rate() expression, got ${JSON.stringify(text)}`);
+      throw new ConfigurationError(
+        `${label} must be a cron() or rate() expression, got ${JSON.stringify(text)}`,
+      );
     }
     return parseCron(cron[1], label, text);
   }
@@ -125,7 +131,11 @@ function parseInterval(interval: Duration, label: string, written?: string): Par
   const hours = minutes / 60;
   if (hours % 24 === 0) {
     const days = hours / 24;
-    return { expression: `rate(${days} ${days === 1 ? 'day' : 'days'})`, intervalHours: hours, startHour: 0 };
+    return {
+      expression: `rate(${days} ${days === 1 ? 'day' : 'days'})`,
+      intervalHours: hours,
+      startHour: 0,
+    };
   }
   return { expression: `rate(${hours} hours)`, intervalHours: hours, startHour: 0 };
 }
@@ -145,7 +155,9 @@ function parseCron(body: string, label: string, written: string): ParsedSchedule
     );
   }
   if (year !== '*') {
-    throw new ConfigurationError(`${label} cron expression must have * in the year field, got ${JSON.stringify(year)} in ${shown}`);
+    throw new ConfigurationError(
+      `${label} cron expression must have * in the year field, got ${JSON.stringify(year)} in ${shown}`,
+    );
   }
   if ((dayOfMonth === '?') === (dayOfWeek === '?')) {
     throw new ConfigurationError(
@@ -156,17 +168,26 @@ function parseCron(body: string, label: string, written: string): ParsedSchedule
 }
 
 /** Reads the hour field: when windows open and how far apart they are within a day. */
-function cronHours(hour: string, label: string, shown: string): { intervalHours?: number; startHour?: number } {
+function cronHours(
+  hour: string,
+  label: string,
+  shown: string,
+): { intervalHours?: number; startHour?: number } {
   const tooOften = (every: string) =>
-    new ConfigurationError(`${label} must not rotate more often than every 4 hours, got ${every} in ${shown}`);
+    new ConfigurationError(
+      `${label} must not rotate more often than every 4 hours, got ${every} in ${shown}`,
+    );
   const inRange = (h: number) => {
     if (!Number.isInteger(h) || h < 0 || h > 23) {
-      throw new ConfigurationError(`${label} cron hours must be 0-23, got ${JSON.stringify(hour)} in ${shown}`);
+      throw new ConfigurationError(
+        `${label} cron hours must be 0-23, got ${JSON.stringify(hour)} in ${shown}`,
+      );
     }
     return h;
   };
   if (/^\d+$/.test(hour)) return { startHour: inRange(Number(hour)) };
-  if (hour === '*' || /^\d+-\d+$/.test(hour)) throw tooOften(`every hour (${JSON.stringify(hour)})`);
+  if (hour === '*' || /^\d+-\d+$/.test(hour))
+    throw tooOften(`every hour (${JSON.stringify(hour)})`);
   const step = /^(\*|\d+)\/(\d+)$/.exec(hour);
   if (step) {
     const every = Number(step[2]);
@@ -174,7 +195,10 @@ function cronHours(hour: string, label: string, shown: string): { intervalHours?
     return { intervalHours: every, startHour: step[1] === '*' ? 0 : inRange(Number(step[1])) };
   }
   if (/^\d+(,\d+)+$/.test(hour)) {
-    const hours = hour.split(',').map((h) => inRange(Number(h))).sort((a, b) => a - b);
+    const hours = hour
+      .split(',')
+      .map((h) => inRange(Number(h)))
+      .sort((a, b) => a - b);
     const gaps = hours.slice(1).map((h, i) => h - hours[i]);
     gaps.push(hours[0] + 24 - hours[hours.length - 1]);
     const smallest = Math.min(...gaps);
@@ -202,18 +226,27 @@ export function rotationRules(props: {
   }
   const parsed = props.schedule
     ? props.schedule._bind('schedule')
-    : RotationScheduleExpression.rate(props.automaticallyAfter ?? DEFAULT_ROTATION_INTERVAL)._bind('automaticallyAfter');
+    : RotationScheduleExpression.rate(props.automaticallyAfter ?? DEFAULT_ROTATION_INTERVAL)._bind(
+        'automaticallyAfter',
+      );
   const window = props.rotationWindow;
   if (window === undefined) return { scheduleExpression: parsed.expression };
-  if (window.isUnresolved()) return { scheduleExpression: parsed.expression, duration: `${window.toHours()}h` };
+  if (window.isUnresolved())
+    return { scheduleExpression: parsed.expression, duration: `${window.toHours()}h` };
 
   const minutes = window.toMinutes({ integral: false });
   const shown = window.toHumanString();
   if (minutes < 60 || minutes % 60 !== 0) {
-    throw new ConfigurationError(`rotationWindow must be a whole number of hours, at least 1, got ${shown}`);
+    throw new ConfigurationError(
+      `rotationWindow must be a whole number of hours, at least 1, got ${shown}`,
+    );
   }
   const hours = minutes / 60;
-  if (parsed.intervalHours !== undefined && parsed.intervalHours < 24 && hours > parsed.intervalHours) {
+  if (
+    parsed.intervalHours !== undefined &&
+    parsed.intervalHours < 24 &&
+    hours > parsed.intervalHours
+  ) {
     throw new ConfigurationError(
       `rotationWindow must not extend into the next rotation window (${parsed.intervalHours} hours apart in ${parsed.expression}), got ${shown}`,
     );

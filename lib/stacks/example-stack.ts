@@ -71,7 +71,9 @@ export function exampleSettingsFromContext(node: Node): ExampleSettings {
     const v = raw(name);
     if (v === undefined) return undefined;
     if (typeof v !== 'string' || v === '') {
-      throw new ConfigurationError(`context converge:${name} must be a non-empty string, got ${JSON.stringify(v)}`);
+      throw new ConfigurationError(
+        `context converge:${name} must be a non-empty string, got ${JSON.stringify(v)}`,
+      );
     }
     return v;
   };
@@ -80,14 +82,18 @@ export function exampleSettingsFromContext(node: Node): ExampleSettings {
     if (v === undefined) return fallback;
     if (v === true || v === 'true') return true;
     if (v === false || v === 'false') return false;
-    throw new ConfigurationError(`context converge:${name} must be true or false, got ${JSON.stringify(v)}`);
+    throw new ConfigurationError(
+      `context converge:${name} must be true or false, got ${JSON.stringify(v)}`,
+    );
   };
   const count = (name: keyof ExampleSettings, fallback: number, min: number): number => {
     const v = raw(name);
     if (v === undefined) return fallback;
     const n = typeof v === 'number' ? v : Number(v);
     if (!Number.isInteger(n) || n < min) {
-      throw new ConfigurationError(`context converge:${name} must be an integer of at least ${min}, got ${JSON.stringify(v)}`);
+      throw new ConfigurationError(
+        `context converge:${name} must be an integer of at least ${min}, got ${JSON.stringify(v)}`,
+      );
     }
     return n;
   };
@@ -126,7 +132,9 @@ export class ConvergeExampleStack extends Stack {
     super(scope, id, props);
     const settings = props.settings ?? DEFAULT_EXAMPLE_SETTINGS;
 
-    const flowLogGroup = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH });
+    const flowLogGroup = new logs.LogGroup(this, 'VpcFlowLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+    });
     const vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
       natGateways: settings.natGateways,
@@ -168,11 +176,13 @@ export class ConvergeExampleStack extends Stack {
       },
       {
         id: 'AwsSolutions-RDS10',
-        reason: 'Deletion protection is off so the example can be destroyed; converge:deletionProtection=true turns it on.',
+        reason:
+          'Deletion protection is off so the example can be destroyed; converge:deletionProtection=true turns it on.',
       },
       {
         id: 'AwsSolutions-RDS11',
-        reason: 'The port only obscures; access is limited to the rotation function and consumers by security groups, and TLS with verify-full is required.',
+        reason:
+          'The port only obscures; access is limited to the rotation function and consumers by security groups, and TLS with verify-full is required.',
       },
     );
     // database.secret is the attachment that adds host and port; the rule looks at the secret itself.
@@ -239,7 +249,11 @@ export class ConvergeExampleStack extends Stack {
     new CfnOutput(this, 'AppUserSecretArn', { value: appUserSecret.secretArn });
     new CfnOutput(this, 'MasterSecretArn', { value: masterSecret.secretArn });
     new CfnOutput(this, 'DatabaseEndpoint', { value: database.dbInstanceEndpointAddress });
-    new CfnOutput(this, 'RotationFunctionName', { value: this.rotation.rotationFunction.functionName });
-    new CfnOutput(this, 'DashboardName', { value: this.rotation.monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'RotationFunctionName', {
+      value: this.rotation.rotationFunction.functionName,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.rotation.monitoring.dashboard.dashboardName,
+    });
   }
 }
