@@ -1,0 +1,116 @@
+/**
+ * Promotion gate benchmark: what one gate evaluation asks of CloudWatch for 1, 10, 100, 500 and
+ * 1000 live consumers, through the real gate code and the in-memory CloudWatch model.
+ *
+ * GetMetricData is billed per metric requested (each MetricDataQuery), and each call holds at most
+ * 500 queries, so the figures that matter are the calls and the queries per evaluation; the
+ * "two statistics" row shows what reading Minimum and SampleCount per consumer (DESIGN.md section
+ * 5 as first written) would cost instead.
+ *
+ * Run: npx tsx bench/gate.ts
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CloudWatchModel } from '../cli/local/cloudwatch-model';
+import { installCloudWatchModel } from '../cli/local/install';
+import { loadConfig } from '../lambda/rotation/config';
+import type { StepContext } from '../lambda/rotation/context';
+import { evaluatePromotion } from '../lambda/rotation/promotion-gate';
+import {
+  DEFAULT_NAMESPACE,
+  LOADED_GENERATION,
+  MAX_QUERIES_PER_GET_METRIC_DATA,
+  loadedGenerationDimensions,
+} from '../lambda/shared/metric-contract';
+import type { ConsumerRegistration } from '../lambda/shared/registry';
+import { median, printRows, type BenchRow } from './report';
+
+const SECRET_NAME = 'bench-db';
+const NOW = Date.parse('2031-01-01T12:00:00Z');
+const EVALUATIONS = 5;
+
+export async function runGateBench(sizes: readonly number[] = [1, 10, 100, 500, 1000]): Promise<BenchRow[]> {
+  const model = new CloudWatchModel({ now: () => NOW });
+  const stub = installCloudWatchModel(model);
+  const rows: BenchRow[] = [];
+  try {
+    for (const n of sizes) {
+      model.clear();
+      const consumers: ConsumerRegistration[] = Array.from({ length: n }, (_, i) => ({
+        name: `service-${i}`,
+        mode: 'live',
+        maxStalenessSeconds: 300,
+      }));
+      // Every consumer reported the pending generation once a minute for the lookback window (15 min).
+      const config = { ...loadConfig({}, () => false), consumers };
+      for (let i = 0; i < consumers.length; i += 50) {
+        const batch = consumers.slice(i, i + 50);
+        for (let m = 0; m < config.gate.lookbackSeconds / 60; m++) {
+          model.putMetricData({
+            Namespace: DEFAULT_NAMESPACE,
+            MetricData: batch.map((c) => ({
+              MetricName: LOADED_GENERATION,
+              Dimensions: loadedGenerationDimensions(SECRET_NAME, c.name),
+              Value: 7,
+              Timestamp: new Date(NOW - m * 60_000),
+            })),
+          });
+        }
+      }
+      const ctx = context(config);
+      const before = { ...model.stats };
+      const durations: number[] = [];
+      for (let e = 0; e < EVALUATIONS; e++) {
+        const started = performance.now();
+        const evaluation = await evaluatePromotion(ctx, 7);
+        durations.push(performance.now() - started);
+        if (!evaluation.admit) throw new Error(`bench: gate did not admit ${n} converged consumers: ${evaluation.error?.message ?? 'held'}`);
+      }
+      const per = (k: 'getMetricDataCalls' | 'queriesRequested' | 'datapointsReturned') => (model.stats[k] - before[k]) / EVALUATIONS;
+      rows.push(
+        { name: `gate n=${n}: GetMetricData calls per evaluation`, value: per('getMetricDataCalls'), unit: 'calls' },
+        { name: `gate n=${n}: metrics requested per evaluation (billed)`, value: per('queriesRequested'), unit: 'queries' },
+        { name: `gate n=${n}: data points returned per evaluation`, value: per('datapointsReturned'), unit: 'points' },
+        {
+          name: `gate n=${n}: calls if reading Minimum + SampleCount`,
+          value: Math.ceil((2 * n) / MAX_QUERIES_PER_GET_METRIC_DATA),
+          unit: 'calls',
+        },
+        { name: `gate n=${n}: evaluation time (model, median)`, value: median(durations), unit: 'ms' },
+      );
+    }
+  } finally {
+    stub.restore();
+  }
+  return rows;
+}
+
+function context(config: StepContext['config']): StepContext {
+  const arn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${SECRET_NAME}-AbCdEf`;
+  return {
+    secretsManager: new SecretsManagerClient({}),
+    rds: new RDSClient({}),
+    cloudWatch: new CloudWatchClient({ region: 'us-east-1' }),
+    logger: new Logger({ logLevel: 'SILENT' }),
+    config,
+    clock: { now: () => NOW, sleep: async () => undefined },
+    writeMetric: () => undefined,
+    event: { Step: 'finishSecret', SecretId: arn, ClientRequestToken: 'bench' },
+    secretArn: arn,
+    secretName: SECRET_NAME,
+    token: 'bench',
+    description: { $metadata: {}, ARN: arn, Name: SECRET_NAME },
+    overrides: { emergency: false, forceFinish: false },
+  };
+}
+
+if (require.main === module) {
+  runGateBench()
+    .then((rows) => printRows('Promotion gate: CloudWatch reads per evaluation', rows))
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}
