@@ -15,6 +15,7 @@ import {
   CONVERGENCE_PENDING,
   GATE_WAIT_SECONDS,
   PENDING_GENERATION,
+  REPORT_PERIOD_SECONDS,
   secretNameDimension,
 } from '../shared/metric-contract';
 import type { DbSecret } from '../shared/secret';
@@ -74,6 +75,15 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
   const pollMs = ctx.config.gate.pollSeconds * 1000;
   // Bounded in count as well as in (injected) time.
   const maxEvaluations = Math.floor(budgetMs / pollMs) + 2;
+  const slowest = Math.max(0, ...live.map((c) => c.maxStalenessSeconds));
+  if (live.length > 0 && budgetMs < (slowest + 2 * REPORT_PERIOD_SECONDS) * 1000) {
+    // A consumer counts as moved only once its old reports left its freshness window, so a wait
+    // shorter than that can only end in a hold (the alarm re-drive then finishes the rotation).
+    log.warn('promotion gate: the wait bound is shorter than the slowest live consumer needs to prove it moved', {
+      maxWaitMs: budgetMs,
+      neededMs: (slowest + 2 * REPORT_PERIOD_SECONDS) * 1000,
+    });
+  }
   log.info('promotion gate: waiting for live consumers', {
     pendingGeneration: pending.generation,
     liveConsumers: live.length,

@@ -17,18 +17,21 @@ import type { RotationDependencies, RotationEvent } from './context';
 
 /**
  * - `promoted`: the waiting version was tested and finishSecret completed (or found it already done);
- * - `nothing-pending`: no version carries AWSPENDING without AWSCURRENT.
+ * - `nothing-pending`: no version carries AWSPENDING without AWSCURRENT;
+ * - `held`: the promotion gate waited its bound and still holds; the rotation stays pending.
  *
- * A rotation the gate still holds is not an outcome but an error: the ConvergencePendingError is
- * rethrown, so the invocation fails visibly and the asynchronous invocation's retries (and the next
- * alarm transition) try again.
+ * `held` is returned rather than thrown on purpose. The gate has already emitted `ConvergencePending`
+ * and `PendingGeneration` (and finishSecret's failure metric), so the hold is visible; the gate's
+ * alarm goes back to OK when the waiting ends and re-drives again, which is the retry loop. A thrown
+ * error would add Lambda's asynchronous retries on top, i.e. a second gate polling the same token
+ * at the same time. Any other error (the re-test failed, Secrets Manager failed) is thrown.
  */
-export type RedriveOutcome = 'promoted' | 'nothing-pending';
+export type RedriveOutcome = 'promoted' | 'nothing-pending' | 'held';
 
 /**
  * Finds the waiting rotation of `secretId`, re-runs its testSecret, then its finishSecret.
  *
- * @throws {@link ConvergencePendingError} when the promotion gate still holds; any step error as is
+ * @throws any error of testSecret or finishSecret other than the gate holding
  *
  * @example
  * await redrive(deps, secretArn, (event) => runStep(deps, event));
@@ -56,14 +59,14 @@ export async function redrive(
   try {
     await runStep({ Step: 'finishSecret', SecretId: arn, ClientRequestToken: token });
   } catch (err) {
-    if (err instanceof ConvergencePendingError) {
-      logger.warn('redrive: the promotion gate still holds; the rotation stays pending', {
-        secretId: arn,
-        token,
-        blocking: err.blocking,
-      });
-    }
-    throw err;
+    if (!(err instanceof ConvergencePendingError)) throw err;
+    logger.warn('redrive: the promotion gate still holds; the rotation stays pending', {
+      secretId: arn,
+      token,
+      blocking: err.blocking,
+      replicasNotInSync: err.replicasNotInSync,
+    });
+    return 'held';
   }
   logger.info('redrive: rotation completed', { secretId: arn, token });
   return 'promoted';

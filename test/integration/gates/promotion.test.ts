@@ -103,7 +103,14 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     expect(after[token]).toEqual([AWSPENDING]);
     expect(h.current().generation).toBe(0);
 
+    // Act: a re-drive while the worker still lags holds again, and still changes nothing
+    const early = await h.handler({ converge: 'redrive', SecretId: h.secretArn });
+    // Assess
+    expect(early).toBe('held');
+    expect(stages(h)).toEqual(after);
+
     // Prepare: the worker adopts; time passes with both reporting the new generation
+    clock.onSleep = undefined;
     await worker.pool.refreshNow();
     for (let i = 0; i < 4; i++) {
       clock.advance(20_000);

@@ -2,7 +2,7 @@ import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RotationEvent } from '../../../lambda/rotation/context';
 import { redrive } from '../../../lambda/rotation/redrive';
-import { ConvergencePendingError, PrivilegeMismatchError } from '../../../lambda/shared/errors';
+import { AwsCallError, ConvergencePendingError, PrivilegeMismatchError } from '../../../lambda/shared/errors';
 import { FakeClock, SECRET_ARN, SECRET_NAME, gateConfig, stepContext } from './gate-fixtures';
 
 describe('Function: redrive', () => {
@@ -62,14 +62,25 @@ describe('Function: redrive', () => {
     expect(steps).toEqual(['testSecret']);
   });
 
-  it('rethrows ConvergencePendingError when the gate still holds', async () => {
+  it('reports held (not an error) when the gate still holds, so only the alarm loop retries', async () => {
+    // Prepare
+    stages({ cur: ['AWSCURRENT'], waiting: ['AWSPENDING'] });
+    // Act
+    const outcome = await redrive(deps, SECRET_ARN, async (e) => {
+      if (e.Step === 'finishSecret') throw new ConvergencePendingError(7, [{ consumer: 'api', reason: 'stale', lastGeneration: 6 }]);
+    });
+    // Assess
+    expect(outcome).toBe('held');
+  });
+
+  it('rethrows any other finishSecret failure', async () => {
     // Prepare
     stages({ cur: ['AWSCURRENT'], waiting: ['AWSPENDING'] });
     // Act
     const act = redrive(deps, SECRET_ARN, async (e) => {
-      if (e.Step === 'finishSecret') throw new ConvergencePendingError(7, [{ consumer: 'api', reason: 'stale', lastGeneration: 6 }]);
+      if (e.Step === 'finishSecret') throw new AwsCallError('UpdateSecretVersionStage', 'UpdateSecretVersionStage failed: InternalServiceError');
     });
     // Assess
-    await expect(act).rejects.toBeInstanceOf(ConvergencePendingError);
+    await expect(act).rejects.toBeInstanceOf(AwsCallError);
   });
 });
