@@ -461,6 +461,59 @@ export class ConvergeRotation extends Construct {
     this.grantPublishMetrics(grantee);
   }
 
+  /**
+   * Lets an operator run the converge CLI on this secret: `status` (stages, generations, the
+   * registry from the function's configuration, consumer reports), `rotate [--emergency]`, `abort`
+   * and `finish --force`. `status --sessions` also needs read access to the master secret and a
+   * network path to the database; grant that separately where it is wanted.
+   */
+  public grantOperator(grantee: iam.IGrantable): iam.Grant {
+    const secretArn = arnForPolicies(this.secret);
+    const grants = [
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:RotateSecret',
+          'secretsmanager:UpdateSecretVersionStage',
+        ],
+        resourceArns: [secretArn],
+      }),
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
+        resourceArns: [secretArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH] },
+        },
+      }),
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['lambda:GetFunctionConfiguration', 'lambda:InvokeFunction'],
+        resourceArns: [this.rotationFunction.functionArn],
+      }),
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['cloudwatch:GetMetricData'],
+        resourceArns: ['*'],
+      }),
+    ];
+    const key = this.secret.encryptionKey;
+    if (key) {
+      const statement = useKeyThroughSecretsManager(this, undefined, key, ['kms:Decrypt']);
+      grants.push(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: statement.actions,
+          resourceArns: statement.resources,
+          conditions: statement.conditions,
+        }),
+      );
+    }
+    return grants.reduce((all, g) => all.combine(g));
+  }
+
   /** The function's permissions beyond logging and the VPC (which its wrapper grants). */
   private grantRotation(props: ConvergeRotationProps): void {
     const addStatement = (statement: iam.PolicyStatement) =>

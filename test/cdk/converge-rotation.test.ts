@@ -562,6 +562,54 @@ describe('ConvergeRotation', () => {
     });
   });
 
+  describe('operator access', () => {
+    test('grantOperator: what the converge CLI needs on this secret and its function', () => {
+      // GIVEN
+      const rotation = new ConvergeRotation(stack, 'Rotation', f.props);
+      const operator = new iam.Role(stack, 'Operator', {
+        assumedBy: new iam.AccountRootPrincipal(),
+      });
+
+      // WHEN
+      rotation.grantOperator(operator);
+
+      // THEN
+      const template = Template.fromStack(stack);
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: stack.getLogicalId(operator.node.defaultChild as iam.CfnRole) }],
+        PolicyDocument: {
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: [
+                'secretsmanager:DescribeSecret',
+                'secretsmanager:GetSecretValue',
+                'secretsmanager:RotateSecret',
+                'secretsmanager:UpdateSecretVersionStage',
+              ],
+              Resource: SECRET_ARN,
+            },
+            {
+              Effect: 'Allow',
+              Action: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
+              Resource: SECRET_ARN,
+              Condition: {
+                'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH] },
+              },
+            },
+            {
+              Effect: 'Allow',
+              Action: ['lambda:GetFunctionConfiguration', 'lambda:InvokeFunction'],
+              Resource: { 'Fn::GetAtt': [logicalIdOf(template, 'AWS::Lambda::Function'), 'Arn'] },
+            },
+            { Effect: 'Allow', Action: 'cloudwatch:GetMetricData', Resource: '*' },
+          ],
+        },
+      });
+      expectOnlyAllowedStars(template);
+    });
+  });
+
   describe('network', () => {
     test('the database admits its port from the rotation function and from nothing else', () => {
       // GIVEN / WHEN
