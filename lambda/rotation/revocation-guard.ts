@@ -83,7 +83,10 @@ export async function revocationGuard(ctx: StepContext, input: RevocationGuardIn
       sessions: evidence.sessions.map((s) => ({ pid: s.pid, applicationName: s.applicationName, clientAddr: s.clientAddr })),
       evaluationError: evidence.error?.message,
     });
-    throw new RevocationBlockedError(username, evidence.blocking, evidence.sessions.length, { cause: evidence.error });
+    throw new RevocationBlockedError(username, evidence.blocking, evidence.sessions.length, {
+      cause: evidence.error,
+      sessionDetails: evidence.sessions,
+    });
   }
   ctx.logger.info('revocation guard: no consumer or session uses the previous user', {
     username,

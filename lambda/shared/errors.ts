@@ -127,7 +127,11 @@ export class AwsCallError extends ConvergeError {
 export interface StaleConsumer {
   /** Registered consumer name. */
   readonly consumer: string;
-  /** Lowest generation the consumer reported in the window, or undefined when it reported nothing. */
+  /**
+   * `stale`: the lowest generation the consumer reported in its freshness window (the laggard);
+   * `silent`: the generation of its newest data point before it went silent, or undefined when it
+   * never reported within the read window; `unverified`: undefined.
+   */
   readonly lastGeneration?: number;
   /**
    * Why it blocks: reporting an older generation, silent (no fresh data points), or unverified
@@ -172,14 +176,18 @@ export class RevocationBlockedError extends ConvergeError {
     public readonly username: string,
     public readonly blocking: readonly StaleConsumer[],
     public readonly sessions: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; sessionDetails?: readonly { pid: number; applicationName: string }[] },
   ) {
     const parts: string[] = [];
     if (blocking.length > 0) {
       parts.push(`consumers still on an older generation: ${blocking.map(describeStale).join(', ')}`);
     }
     if (sessions > 0) {
-      parts.push(`${sessions} open session(s) of that user in pg_stat_activity`);
+      const details = (options?.sessionDetails ?? []).slice(0, 5).map((d) => `pid ${d.pid} ${JSON.stringify(d.applicationName)}`);
+      const more = sessions > details.length && details.length > 0 ? ', ...' : '';
+      parts.push(
+        `${sessions} open session(s) of that user in pg_stat_activity` + (details.length > 0 ? ` (${details.join(', ')}${more})` : ''),
+      );
     }
     super(`Revocation blocked for user "${username}": ${parts.join('; ')}`, { cause: options?.cause });
     this.name = 'RevocationBlockedError';

@@ -1,11 +1,15 @@
+import { GetMetricDataCommand, InternalServiceFault } from '@aws-sdk/client-cloudwatch';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
 import { TAG_EMERGENCY } from '../../../lambda/rotation/overrides';
-import { AuthenticationFailedError, RevocationBlockedError } from '../../../lambda/shared/errors';
+import { revocationGuard } from '../../../lambda/rotation/revocation-guard';
+import { AuthenticationFailedError, AwsCallError, RevocationBlockedError } from '../../../lambda/shared/errors';
 import { openClient } from '../../../lambda/shared/pg-connection';
 import type { DbSecret } from '../../../lambda/shared/secret';
 import { capturedOutput, clearCapturedOutput, expectNoSecretsInOutput } from '../../support/captured-output';
+import { freshDatabase } from '../../support/database';
 import { AWSPENDING, AWSPREVIOUS, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
+import { FakeClock, gateConfig, registry, stepContext } from '../../unit/gates/gate-fixtures';
 import { RestartOnlyConsumer, VirtualClock, gateEnv } from './fleet';
 
 async function logIn(h: RotationHarness, s: DbSecret): Promise<string> {
@@ -153,7 +157,9 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     expect(blocked).toBeInstanceOf(RevocationBlockedError);
     expect((blocked as RevocationBlockedError).blocking).toEqual([]);
     expect((blocked as RevocationBlockedError).sessions).toBe(1);
-    expect((blocked as Error).message).toBe(`Revocation blocked for user "${original.username}": 1 open session(s) of that user in pg_stat_activity`);
+    expect((blocked as Error).message).toMatch(
+      new RegExp(`^Revocation blocked for user "${original.username}": 1 open session\\(s\\) of that user in pg_stat_activity \\(pid \\d+ "unregistered-script"\\)$`),
+    );
     // Act: the script ends; the same rotation retried now proceeds
     await stray.close();
     const token = pendingToken(h);
@@ -161,5 +167,32 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     // Assess
     expect(h.current().username).toBe(original.username);
     expect(h.current().generation).toBe(2);
+  });
+
+  it('fails closed when CloudWatch cannot be read, and an emergency rotation proceeds anyway', async () => {
+    // Prepare: a database whose previous user has no session; GetMetricData fails
+    const db = await freshDatabase('grcw');
+    const master = await openClient({ host: 'localhost', port: db.server.port, dbname: db.dbname, ssl: 'verify-full' }, db.master, {
+      caBundlePath: db.server.caBundlePath,
+    });
+    cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
+    const config = gateConfig(registry([['api', 'live'], ['nightly', 'scheduled', 3600]]));
+    const input = { username: db.app.username, current: { generation: 3 } as DbSecret, master };
+    try {
+      // Act
+      const err = await revocationGuard(stepContext({ config, clock: new FakeClock() }), input).catch((e: unknown) => e);
+      const emergency = revocationGuard(stepContext({ config, clock: new FakeClock(), overrides: { emergency: true } }), input);
+      // Assess
+      expect(err).toBeInstanceOf(RevocationBlockedError);
+      expect((err as RevocationBlockedError).blocking).toEqual([
+        { consumer: 'api', reason: 'unverified' },
+        { consumer: 'nightly', reason: 'unverified' },
+      ]);
+      expect((err as RevocationBlockedError).sessions).toBe(0);
+      expect((err as Error).cause).toBeInstanceOf(AwsCallError);
+      await expect(emergency).resolves.toBeUndefined();
+    } finally {
+      await master.end();
+    }
   });
 });
