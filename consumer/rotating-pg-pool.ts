@@ -166,6 +166,8 @@ interface InnerPool {
   credential: SecretVersion;
   retired: boolean;
   ending?: Promise<void>;
+  /** Called when the last connection has closed (set while ending). */
+  onEmpty?: () => void;
   readonly connections: Map<PoolClient, ConnectionRecord>;
 }
 
@@ -445,8 +447,10 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
 
   private async acquire(): Promise<PoolClient> {
     if (this.endCalled) throw new PoolEndedError();
-    await this.ready();
-    await this.takePermit();
+    // Fast paths without an extra await: the credential is loaded and a permit is free.
+    if (!this.active) await this.ready();
+    if (this.permits > 0) this.permits--;
+    else await this.waitForPermit();
     let client: PoolClient;
     try {
       client = await this.connectInner();
@@ -521,11 +525,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     return result;
   }
 
-  private takePermit(): Promise<void> {
-    if (this.permits > 0) {
-      this.permits--;
-      return Promise.resolve();
-    }
+  private waitForPermit(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
       if (this.acquireTimeoutMillis > 0) {
@@ -604,11 +604,16 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     pool.on('acquire', (client) => this.emit('acquire', client));
     pool.on('release', (err: Error | undefined, client) => this.emit('release', err, client));
     pool.on('remove', (client) => {
-      inner.connections.delete(client);
+      this.forget(inner, client);
       this.emit('remove', client);
     });
     pool.on('error', (err, client) => {
-      inner.connections.delete(client);
+      this.forget(inner, client);
+      // pg-pool keeps its error listener on a client it is closing, and its end() resolves before
+      // the close completes: a server shutting down then reports "terminating connection" for a
+      // connection nobody uses any more. That is no news (and must not crash a process that has
+      // ended its pool). `_ending` is the flag pg-pool itself reads.
+      if (this.endCalled || (client as unknown as { _ending?: boolean })._ending) return;
       this.emit('error', err, client);
     });
     return inner;
@@ -627,9 +632,30 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     });
   }
 
+  /**
+   * Ends an inner pool and waits until its connections have really closed: `pg.Pool#end()`
+   * resolves when the last client is handed to `client.end()`, not when it is closed. The wait is
+   * bounded, so a socket that never reports its end cannot hold `end()` forever.
+   */
   private endInner(inner: InnerPool): Promise<void> {
-    inner.ending ??= inner.pool.end().catch(() => undefined);
+    inner.ending ??= (async () => {
+      await inner.pool.end().catch(() => undefined);
+      if (inner.connections.size === 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.connectionOptions.connectTimeoutMs ?? 5_000);
+        timer.unref();
+        inner.onEmpty = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    })();
     return inner.ending;
+  }
+
+  private forget(inner: InnerPool, client: PoolClient): void {
+    inner.connections.delete(client);
+    if (inner.connections.size === 0) inner.onEmpty?.();
   }
 
   private async endAll(): Promise<void> {
