@@ -9,7 +9,7 @@
  * can add a Secrets Manager VPC endpoint, and adds the convergence gate's alarms and re-drive.
  */
 import { join } from 'node:path';
-import { Duration, Fn, Stack } from 'aws-cdk-lib';
+import { Duration, Fn, Stack, Token } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -296,6 +296,11 @@ export class ConvergeRotation extends Construct {
     super(scope, id);
     this.secret = props.secret;
     this.metricNamespace = props.metricNamespace ?? DEFAULT_NAMESPACE;
+    if (!Token.isUnresolved(this.metricNamespace) && !isCustomNamespace(this.metricNamespace)) {
+      throw new ConfigurationError(
+        `metricNamespace must be 1-255 letters, digits, spaces and . - _ / # : and not start with "AWS/", got ${JSON.stringify(this.metricNamespace)}`,
+      );
+    }
 
     // Checks first, so an invalid prop fails before anything is built.
     const rules = rotationRules(props);
@@ -597,6 +602,11 @@ export class ConvergeRotation extends Construct {
       );
     }
   }
+}
+
+/** A namespace CloudWatch accepts for custom metrics (AWS/ is reserved for AWS services). */
+function isCustomNamespace(namespace: string): boolean {
+  return /^[A-Za-z0-9 ._\/#:-]{1,255}$/.test(namespace) && !namespace.startsWith('AWS/');
 }
 
 /** The secret's ARN for IAM: the full ARN, or the partial one with the six-character suffix wildcard. */

@@ -814,6 +814,24 @@ describe('ConvergeRotation', () => {
       });
     });
 
+    test('alarms read the namespace the function and the consumers write to', () => {
+      // GIVEN / WHEN
+      new ConvergeRotation(stack, 'Rotation', {
+        ...f.props,
+        consumers,
+        metricNamespace: 'Acme/Rotation',
+      });
+
+      // THEN
+      const template = Template.fromStack(stack);
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ [ENV.metricNamespace]: 'Acme/Rotation' }) },
+      });
+      const alarms = JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'));
+      expect(alarms).toContain('"Namespace":"Acme/Rotation"');
+      expect(alarms).not.toContain('"Namespace":"SecretRotation"');
+    });
+
     test('with one live consumer the expression subtracts its series directly', () => {
       // GIVEN / WHEN
       new ConvergeRotation(stack, 'Rotation', {
