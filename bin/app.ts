@@ -10,8 +10,12 @@ import { ConvergeExampleStack, exampleSettingsFromContext } from '../lib';
 const app = new App();
 const settings = exampleSettingsFromContext(app.node);
 new ConvergeExampleStack(app, 'ConvergeExample', {
-  description: 'converge example: RDS for PostgreSQL with a zero-downtime rotated application user secret',
-  env: settings.account || settings.region ? { account: settings.account, region: settings.region } : undefined,
+  description:
+    'converge example: RDS for PostgreSQL with a zero-downtime rotated application user secret',
+  env:
+    settings.account || settings.region
+      ? { account: settings.account, region: settings.region }
+      : undefined,
   settings,
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
