@@ -3,7 +3,7 @@ import { wireSecretsManager } from '../../../cli/local/install';
 import { MemorySink, GenerationReporter } from '../../../consumer/reporter';
 import { RotatingPgPool } from '../../../consumer/rotating-pg-pool';
 import { SecretsManagerSource } from '../../../consumer/secrets-manager-source';
-import { AuthenticationFailedError, PoolEndedError } from '../../../lambda/shared/errors';
+import { AuthenticationFailedError, PoolEndedError, SecretUnavailableError } from '../../../lambda/shared/errors';
 import { LOADED_GENERATION } from '../../../lambda/shared/metric-contract';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { consumerWorld, queryLoad, tlsOptions, until, type ConsumerWorld } from './fixtures';
@@ -76,6 +76,100 @@ describe('Class: RotatingPgPool', () => {
       // Assess
       expect((err as { code?: string }).code).toBe('42P01');
       expect(pidAfter).toBe(pidBefore);
+    });
+  });
+
+  describe('Method: connect', () => {
+    it('supports the callback forms of connect, query and end, as pg.Pool does', async () => {
+      // Prepare
+      const w = await world('cpool_cb');
+      const pool = track(new RotatingPgPool({ source: new SecretsManagerSource({ secretId: w.secretArn }), ...tlsOptions(w) }));
+      // Act
+      const viaQuery = await new Promise<number>((resolve, reject) =>
+        pool.query<{ n: number }>('SELECT $1::int AS n', [41], (err, r) => (err ? reject(err) : resolve(r.rows[0].n))),
+      );
+      const viaConnect = await new Promise<number>((resolve, reject) =>
+        pool.connect((err, client, done) => {
+          if (err || !client) return reject(err);
+          client.query<{ n: number }>('SELECT 42 AS n').then(
+            (r) => {
+              done();
+              resolve(r.rows[0].n);
+            },
+            (e: Error) => {
+              done(e);
+              reject(e);
+            },
+          );
+        }),
+      );
+      await new Promise<void>((resolve) => pool.end(resolve));
+      // Assess
+      expect([viaQuery, viaConnect]).toEqual([41, 42]);
+      expect(pool.ended).toBe(true);
+    });
+
+    it('times out a request waiting for a client, and fails waiting requests with PoolEndedError at end()', async () => {
+      // Prepare
+      const w = await world('cpool_wait');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          max: 1,
+          acquireTimeoutMillis: 200,
+          ...tlsOptions(w),
+        }),
+      );
+      const held = await pool.connect();
+      // Act
+      const timedOut = await pool.connect().catch((e: unknown) => e);
+      const waiting = pool.connect().catch((e: unknown) => e);
+      const waitingCount = pool.waitingCount;
+      const ended = pool.end();
+      held.release();
+      await ended;
+      // Assess
+      expect((timedOut as { code?: string }).code).toBe('ETIMEDOUT');
+      expect(waitingCount).toBe(1);
+      expect(await waiting).toBeInstanceOf(PoolEndedError);
+    });
+
+    it('refuses to start without a credential, with SecretUnavailableError naming the secret', async () => {
+      // Prepare
+      const pool = track(new RotatingPgPool({ source: new SecretsManagerSource({ secretId: 'no-such-secret' }) }));
+      // Act
+      const err = await pool.query('SELECT 1').catch((e: unknown) => e);
+      // Assess
+      expect(err).toBeInstanceOf(SecretUnavailableError);
+      expect((err as Error).message).toContain('secret "no-such-secret"');
+      expect(((err as Error).cause as Error).name).toBe('AwsCallError');
+    });
+  });
+
+  describe('Option: maxLifetimeSeconds', () => {
+    it('recycles a connection that outlived it, but never while it is checked out', async () => {
+      // Prepare
+      const w = await world('cpool_life');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          maxLifetimeSeconds: 1,
+          ...tlsOptions(w),
+        }),
+      );
+      const client = await pool.connect();
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // Act: hold the client past its lifetime, then use and release it
+      await until('the connection to outlive maxLifetimeSeconds', () => pool.expiredCount === 1, 5_000);
+      const stillUsable = (await client.query<{ n: number }>('SELECT 1 AS n')).rows[0].n;
+      const ageWhileOpen = pool.poolAgeSecondsMax();
+      client.release();
+      await until('the expired connection to close', async () => !(await w.sessions()).some((s) => s.pid === pid), 5_000);
+      const nextPid = (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // Assess
+      expect(stillUsable).toBe(1);
+      expect(ageWhileOpen).toBeGreaterThanOrEqual(1);
+      expect(nextPid).not.toBe(pid);
     });
   });
 
