@@ -380,7 +380,9 @@ export class ConvergeRotation extends Construct {
 
     const fn = new ConvergeFunction(this, 'Function', {
       entry: ROTATION_ENTRY,
-      description: `converge: rotates ${props.secret.secretName} with alternating users and a convergence gate`,
+      // Static: function descriptions are limited to 256 characters and secret names may have 512.
+      description:
+        'converge: rotates a PostgreSQL secret with alternating users and a convergence gate',
       environment,
       timeout,
       memorySize: props.memorySize,

@@ -123,7 +123,8 @@ export class ConvergenceMonitoring extends Construct {
     if (live.length > 0) {
       this.convergenceLagAlarm = new cloudwatch.Alarm(this, 'ConvergenceLagAlarm', {
         alarmDescription: [
-          `A rotation of secret ${props.secretName} waits at the promotion gate: PendingGeneration is ahead of the lowest LoadedGeneration of the live consumers (${live.map((c) => c.name).join(', ')}), or one of them is silent.`,
+          // No consumer names here: descriptions are limited to 1024 characters; the metrics carry them.
+          `A rotation of secret ${props.secretName} waits at the promotion gate: PendingGeneration is ahead of the lowest LoadedGeneration of the live consumers, or one of them is silent.`,
           'When the fleet catches up, this alarm returns to OK and EventBridge re-drives finishSecret. No action needed unless RotationStuck fires.',
         ].join(' '),
         metric: this.lagExpression(live),
@@ -138,7 +139,9 @@ export class ConvergenceMonitoring extends Construct {
       // runs again; the gate itself decides, so an early re-drive only costs one more wait.
       const redrive: RedriveEvent = { converge: 'redrive', SecretId: props.secretArn };
       this.redriveRule = new events.Rule(this, 'RedriveRule', {
-        description: `Re-drives finishSecret of ${props.secretName} when the converge gate alarm returns to OK`,
+        // Static: rule descriptions are limited to 512 characters and secret names may have 512.
+        description:
+          'converge: re-drives finishSecret when the promotion gate alarm returns from ALARM to OK',
         eventPattern: {
           source: ['aws.cloudwatch'],
           detailType: ['CloudWatch Alarm State Change'],
