@@ -127,6 +127,9 @@ const EMF_MAX_VALUES = 100;
 /**
  * The EMF documents for a list of points: one per (dimensions, timestamp) group; repeated names
  * within a group become value arrays.
+ *
+ * @example
+ * for (const doc of emfDocuments('SecretRotation', await reporter.report())) console.log(JSON.stringify(doc));
  */
 export function emfDocuments(namespace: string, points: readonly MetricPoint[]): Record<string, unknown>[] {
   const groups = new Map<string, MetricPoint[]>();

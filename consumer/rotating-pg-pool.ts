@@ -358,7 +358,12 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     ended.then(callback, callback);
   }
 
-  /** Fetches the secret now and applies the adoption rule (for example on an operator signal). */
+  /**
+   * Fetches the secret now and applies the adoption rule (for example on an operator signal).
+   *
+   * @example
+   * process.on('SIGHUP', () => void pool.refreshNow().catch((err) => log.warn({ err }, 'refresh failed')));
+   */
   public async refreshNow(): Promise<SecretVersion> {
     return this.credentials.refreshNow();
   }
@@ -392,7 +397,12 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     return () => this.off('credentialChange', listener);
   }
 
-  /** Every open connection of every inner pool. */
+  /**
+   * Every open connection of every inner pool.
+   *
+   * @example
+   * const stale = pool.connections().filter((c) => c.generation < pool.loadedGeneration!);
+   */
   public connections(): PooledConnectionInfo[] {
     const now = performance.now();
     const out: PooledConnectionInfo[] = [];
