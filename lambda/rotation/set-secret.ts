@@ -7,6 +7,7 @@ import { AuthenticationFailedError, ConfusedDeputyError } from '../shared/errors
 import { openClient, withClient } from '../shared/pg-connection';
 import { alternateUsername, type DbSecret } from '../shared/secret';
 import type { StepContext } from './context';
+import { terminateSessions } from './gates/sessions';
 import { loadMaster } from './master-secret';
 import { revocationGuard } from './revocation-guard';
 import { assertNotMorePrivileged, createAlternateRole, findRole, setRolePassword } from './roles';
@@ -27,6 +28,17 @@ export async function setSecret(ctx: StepContext): Promise<void> {
       assertNotMorePrivileged(existing, await findRole(c, current.username), master.credential.username);
       await revocationGuard(ctx, { username: pending.username, current, master: c });
       await setRolePassword(c, { role: pending.username, password: pending.password, ownerRole: pending.ownerRole, current: current.username });
+      if (ctx.overrides.emergency) {
+        // A new password does not end sessions opened with the old one; a client that reconnected
+        // between the guard's termination and the ALTER would otherwise keep the suspect credential.
+        const late = await terminateSessions(c, pending.username);
+        if (late.length > 0) {
+          ctx.logger.warn('EMERGENCY: terminated sessions opened with the old password during the change', {
+            username: pending.username,
+            sessions: late.map((x) => ({ pid: x.pid, applicationName: x.applicationName, clientAddr: x.clientAddr })),
+          });
+        }
+      }
       ctx.logger.info('setSecret: changed the password of the alternate user', { username: pending.username, generation: pending.generation });
     } else {
       await createAlternateRole(c, {
