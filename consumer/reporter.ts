@@ -40,6 +40,12 @@ export interface MetricPoint {
   readonly timestamp: number;
   /** Exactly the contract's dimensions. */
   readonly dimensions: { readonly SecretName: string; readonly Consumer: string };
+  /**
+   * 1 for a high-resolution metric (stored per second), 60 for standard resolution.
+   *
+   * @default 60
+   */
+  readonly storageResolution?: 1 | 60;
 }
 
 /** Where reports go. */
@@ -141,9 +147,9 @@ export function emfDocuments(namespace: string, points: readonly MetricPoint[]):
   }
   const docs: Record<string, unknown>[] = [];
   for (const group of groups.values()) {
-    const byName = new Map<string, { unit: MetricUnitName; values: number[] }>();
+    const byName = new Map<string, { unit: MetricUnitName; resolution?: 1 | 60; values: number[] }>();
     for (const p of group) {
-      const entry = byName.get(p.name) ?? { unit: p.unit, values: [] };
+      const entry = byName.get(p.name) ?? { unit: p.unit, resolution: p.storageResolution, values: [] };
       entry.values.push(p.value);
       byName.set(p.name, entry);
     }
@@ -157,7 +163,10 @@ export function emfDocuments(namespace: string, points: readonly MetricPoint[]):
             {
               Namespace: namespace,
               Dimensions: [[DIMENSION_SECRET, DIMENSION_CONSUMER]],
-              Metrics: slice.map((name) => ({ Name: name, Unit: byName.get(name)!.unit })),
+              Metrics: slice.map((name) => {
+                const { unit, resolution } = byName.get(name)!;
+                return resolution === 1 ? { Name: name, Unit: unit, StorageResolution: 1 } : { Name: name, Unit: unit };
+              }),
             },
           ],
         },
@@ -313,6 +322,7 @@ function toDatum(p: MetricPoint): MetricDatum {
     MetricName: p.name,
     Unit: p.unit,
     Value: p.value,
+    ...(p.storageResolution === 1 ? { StorageResolution: 1 } : {}),
     Timestamp: new Date(p.timestamp),
     Dimensions: [
       { Name: DIMENSION_SECRET, Value: p.dimensions.SecretName },
@@ -341,6 +351,14 @@ export interface ReportSubject {
 /** Options of {@link GenerationReporter}. */
 export interface GenerationReporterOptions {
   readonly subject: ReportSubject;
+  /**
+   * Publish high-resolution metrics (StorageResolution 1, kept per second for 3 hours), for
+   * consumers registered with a `maxStaleness` under a minute. Use with `periodSeconds` at most half
+   * of that staleness. High-resolution PutMetricData costs the same per call; alarms on it cost more.
+   *
+   * @default false
+   */
+  readonly highResolution?: boolean;
   /** Registered consumer name: the `Consumer` dimension. */
   readonly consumer: string;
   /**
@@ -390,6 +408,7 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
   private readonly periodMs: number;
   private readonly reportOnChange: boolean;
   private readonly now: () => number;
+  private readonly storageResolution: 1 | 60;
   private reportedFailures = 0;
   private interval: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -409,6 +428,7 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
     this.periodMs = period * 1000;
     this.reportOnChange = options.reportOnChange ?? true;
     this.now = options.now ?? Date.now;
+    this.storageResolution = options.highResolution ? 1 : 60;
   }
 
   /**
@@ -443,7 +463,15 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
     const points: MetricPoint[] = [];
     const generation = this.subject.loadedGeneration;
     if (generation !== undefined) {
-      points.push({ name: LOADED_GENERATION, unit: 'None', value: generation, timestamp, dimensions });
+      // Only the metric the gates read needs per-second storage.
+      points.push({
+        name: LOADED_GENERATION,
+        unit: 'None',
+        value: generation,
+        timestamp,
+        dimensions,
+        ...(this.storageResolution === 1 ? { storageResolution: 1 as const } : {}),
+      });
     }
     const failures = this.subject.reloadFailureCount;
     points.push({

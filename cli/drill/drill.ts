@@ -6,13 +6,13 @@
  * consumer reported the new generation, and how many queries failed (the answer must be 0).
  */
 import { randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource } from '../../consumer';
 import { createRotationHandler, loadConfig } from '../../lambda/rotation';
-import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
+import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import { provisionDatabase, startLocalPostgres, type LocalPostgres } from '../local/postgres';
 import type { SecretsManagerModel } from '../local/secrets-manager-model';
 

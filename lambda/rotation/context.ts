@@ -2,10 +2,10 @@
  * What every rotation step receives: injected clients and configuration (so tests pass real SDK
  * clients under aws-sdk-client-mock and a real PostgreSQL), plus what the entry checks learned.
  */
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { DescribeSecretCommandOutput, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { RotationConfig } from './config';
 import type { Overrides } from './overrides';
 

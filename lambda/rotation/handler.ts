@@ -2,10 +2,10 @@
  * The Lambda entry point: parse the event, build dependencies once per cold start, dispatch to
  * the step. Also accepts the promotion gate's re-drive event from EventBridge.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Logger } from '@aws-lambda-powertools/logger';
 import { ConvergeError } from '../shared/errors';
 import { ROTATION_STEP_FAILURES } from '../shared/metric-contract';
 import { loadConfig } from './config';

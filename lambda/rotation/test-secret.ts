@@ -6,8 +6,8 @@ import { PrivilegeMismatchError } from '../shared/errors';
 import { withClient } from '../shared/pg-connection';
 import type { StepContext } from './context';
 import { missingMemberships } from './roles';
-import { connectionOptions } from './set-secret';
 import { readCurrent, readPending, targetOf } from './secrets';
+import { connectionOptions } from './set-secret';
 
 export async function testSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);

@@ -101,11 +101,23 @@ export function generationQueryId(index: number): string {
  * longer (1-minute data for 15 days, 5-minute data for 63 days) and keep each query at no more than
  * a few hundred buckets.
  */
-export function periodForWindow(windowSeconds: number): number {
+export function periodForWindow(windowSeconds: number, minStalenessSeconds = REPORT_PERIOD_SECONDS): number {
+  // Consumers registered with a staleness under a minute report high-resolution data: read it at
+  // the largest high-resolution period that still fits twice into that staleness. CloudWatch keeps
+  // per-second data for 3 hours only, so longer windows fall back to minutes.
+  if (minStalenessSeconds < 60 && windowSeconds <= HIGH_RESOLUTION_RETENTION_SECONDS) {
+    return [...HIGH_RESOLUTION_PERIODS].reverse().find((p) => p * 2 <= minStalenessSeconds) ?? 1;
+  }
   if (windowSeconds <= 3 * 3600) return 60;
   if (windowSeconds <= 15 * 86_400) return 300;
   return 3600;
 }
+
+/** Periods CloudWatch accepts for high-resolution metrics (below one minute). */
+export const HIGH_RESOLUTION_PERIODS = [1, 5, 10, 30] as const;
+
+/** How long CloudWatch keeps high-resolution data at per-second resolution. */
+export const HIGH_RESOLUTION_RETENTION_SECONDS = 3 * 3600;
 
 /** What to read: which consumers of which secret, and how far back. */
 export interface GenerationQuerySpec {
@@ -118,6 +130,12 @@ export interface GenerationQuerySpec {
   readonly now: number;
   /** How far back to read, in seconds (the longest window any consumer needs). */
   readonly windowSeconds: number;
+  /**
+   * The shortest maxStaleness among the consumers; under 60 s selects a high-resolution period.
+   *
+   * @default 60
+   */
+  readonly minStalenessSeconds?: number;
 }
 
 /** The GetMetricData requests for a {@link GenerationQuerySpec}, and how to map answers back. */
@@ -165,7 +183,7 @@ export interface GenerationQuery {
  * await cloudWatch.send(new GetMetricDataCommand(q.requests[0]));
  */
 export function buildGenerationQuery(spec: GenerationQuerySpec): GenerationQuery {
-  const period = periodForWindow(spec.windowSeconds);
+  const period = periodForWindow(spec.windowSeconds, spec.minStalenessSeconds);
   const periodMs = period * 1000;
   const startTime = Math.floor((spec.now - spec.windowSeconds * 1000 - periodMs) / periodMs) * periodMs;
   const endTime = Math.floor(spec.now / 60_000) * 60_000 + 120_000;

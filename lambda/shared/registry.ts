@@ -24,7 +24,8 @@ export interface ConsumerRegistration {
   readonly mode: ConsumerMode;
   /**
    * How old the consumer's last data point may be and still count as fresh, in seconds.
-   * A `scheduled` job that runs hourly needs at least 3600 here.
+   * A `scheduled` job that runs hourly needs at least 3600 here. Under 60 s needs high-resolution
+   * reporting (see {@link MIN_STALENESS_SECONDS}).
    *
    * @default 300
    */
@@ -32,6 +33,13 @@ export interface ConsumerRegistration {
 }
 
 export const DEFAULT_MAX_STALENESS_SECONDS = 300;
+
+/**
+ * Shortest accepted staleness. Below 60 s the consumer must report high-resolution metrics
+ * (`GenerationReporter` option `highResolution`, period at most half the staleness): the gates then
+ * read per-second data, which CloudWatch keeps for 3 hours.
+ */
+export const MIN_STALENESS_SECONDS = 10;
 
 /**
  * Validates a registry (parsed JSON or construct props) and applies defaults.
@@ -65,9 +73,9 @@ export function parseRegistry(value: unknown, source = 'consumer registry'): Con
       );
     }
     const staleness = maxStalenessSeconds ?? DEFAULT_MAX_STALENESS_SECONDS;
-    if (typeof staleness !== 'number' || !Number.isFinite(staleness) || staleness < 60) {
+    if (typeof staleness !== 'number' || !Number.isFinite(staleness) || staleness < MIN_STALENESS_SECONDS) {
       throw new ConfigurationError(
-        `${where}.maxStalenessSeconds must be a number of at least 60 (CloudWatch's standard resolution), got ${JSON.stringify(maxStalenessSeconds)} (consumer "${name}")`,
+        `${where}.maxStalenessSeconds must be a number of at least ${MIN_STALENESS_SECONDS}, got ${JSON.stringify(maxStalenessSeconds)} (consumer "${name}")`,
       );
     }
     return { name, mode: mode as ConsumerMode, maxStalenessSeconds: staleness };

@@ -163,13 +163,13 @@ describe('ConvergeRotation prop validation', () => {
       );
     });
 
-    test('a staleness below CloudWatch resolution', () => {
+    test('a staleness below the 10-second minimum', () => {
       // GIVEN / WHEN / THEN
       expect(
         build({
-          consumers: [{ name: 'orders-api', mode: 'live', maxStaleness: Duration.seconds(30) }],
+          consumers: [{ name: 'orders-api', mode: 'live', maxStaleness: Duration.seconds(5) }],
         }),
-      ).toThrow(/consumers\[0\]\.maxStalenessSeconds must be a number of at least 60.*got 30/);
+      ).toThrow(/consumers\[0\]\.maxStalenessSeconds must be a number of at least 10.*got 5/);
     });
 
     test('more live consumers than one alarm can read', () => {

@@ -7,6 +7,7 @@ import { GetMetricDataCommand, type CloudWatchClient, type GetMetricDataCommandO
 import { AwsCallError } from '../../shared/errors';
 import {
   MAX_GET_METRIC_DATA_PAGES,
+  REPORT_PERIOD_SECONDS,
   buildGenerationQuery,
   collectGenerationResults,
 } from '../../shared/metric-contract';
@@ -58,6 +59,7 @@ export async function readGenerations(cloudWatch: CloudWatchClient, input: ReadG
     consumers: input.consumers.map((c) => c.name),
     now: input.now,
     windowSeconds,
+    minStalenessSeconds: Math.min(REPORT_PERIOD_SECONDS, ...input.consumers.map((c) => c.maxStalenessSeconds)),
   });
   const pages: GetMetricDataCommandOutput[] = [];
   let calls = 0;

@@ -2,6 +2,7 @@ import { CloudWatchClient, PutMetricDataCommand, type PutMetricDataCommandInput 
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   EmfSink,
+  emfDocuments,
   GenerationReporter,
   MemorySink,
   PutMetricDataSink,
@@ -164,6 +165,20 @@ describe('Class: GenerationReporter', () => {
       // Assess
       expect(sink.values(LOADED_GENERATION)).toEqual([]);
       expect(sink.values(RELOAD_FAILURES)).toEqual([0]);
+    });
+
+    it('marks LoadedGeneration high-resolution in EMF and PutMetricData when asked (sub-minute staleness)', async () => {
+      // Prepare
+      const sink = new MemorySink();
+      const reporter = new GenerationReporter({ subject: fakeSubject({ generation: 4 }).subject, consumer: 'api', sink, highResolution: true });
+      // Act
+      const points = await reporter.report();
+      const docs = emfDocuments(DEFAULT_NAMESPACE, points);
+      // Assess
+      expect(points.find((p) => p.name === LOADED_GENERATION)?.storageResolution).toBe(1);
+      expect(points.find((p) => p.name === RELOAD_FAILURES)?.storageResolution).toBeUndefined();
+      const definitions = (docs[0]._aws as { CloudWatchMetrics: { Metrics: { Name: string; StorageResolution?: number }[] }[] }).CloudWatchMetrics[0].Metrics;
+      expect(definitions.find((m) => m.Name === LOADED_GENERATION)).toEqual({ Name: LOADED_GENERATION, Unit: 'None', StorageResolution: 1 });
     });
   });
 

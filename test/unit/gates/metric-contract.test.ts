@@ -72,7 +72,14 @@ describe('Function: buildGenerationQuery', () => {
 describe('Function: periodForWindow', () => {
   it('keeps one-minute resolution up to three hours and coarsens beyond', () => {
     // Act / Assess
-    expect([900, 10_800, 10_801, 86_400 * 15, 86_400 * 16].map(periodForWindow)).toEqual([60, 60, 300, 300, 3600]);
+    expect([900, 10_800, 10_801, 86_400 * 15, 86_400 * 16].map((w) => periodForWindow(w))).toEqual([60, 60, 300, 300, 3600]);
+  });
+
+  it('reads high-resolution periods that fit twice into a sub-minute staleness, within the 3-hour retention', () => {
+    // Act / Assess
+    expect([10, 12, 20, 59].map((staleness) => periodForWindow(900, staleness))).toEqual([5, 5, 10, 10]);
+    expect(periodForWindow(900, 60)).toBe(60);
+    expect(periodForWindow(4 * 3600, 10)).toBe(300);
   });
 });
 

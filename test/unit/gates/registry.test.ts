@@ -26,7 +26,7 @@ describe('Function: parseRegistry', () => {
     ['a name of 256 characters', [{ name: 'a'.repeat(256), mode: 'live' }], /\[0\]\.name/],
     ['a duplicate name', [{ name: 'a', mode: 'live' }, { name: 'a', mode: 'scheduled' }], /\[1\]\.name duplicates consumer "a"/],
     ['an unknown mode', [{ name: 'a', mode: 'sometimes' }], /\[0\]\.mode must be one of live, scheduled, restart-only, got "sometimes"/],
-    ['a maxStaleness under CloudWatch resolution', [{ name: 'a', mode: 'live', maxStalenessSeconds: 30 }], /at least 60 .* got 30/],
+    ['a maxStaleness under the 10-second minimum', [{ name: 'a', mode: 'live', maxStalenessSeconds: 5 }], /at least 10, got 5/],
     ['a maxStaleness that is a string', [{ name: 'a', mode: 'live', maxStalenessSeconds: '300' }], /got "300"/],
   ])('rejects %s with a ConfigurationError that shows what was received', (_name, value, message) => {
     // Act
