@@ -11,6 +11,9 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource } from '../../consumer';
 import { createRotationHandler, loadConfig } from '../../lambda/rotation';
+import { decideRevocation } from '../../lambda/rotation/gates/decision';
+import { readGenerations } from '../../lambda/rotation/gates/read-generations';
+import { DEFAULT_NAMESPACE, secretNameDimension } from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
 import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import { provisionDatabase, startLocalPostgres, type LocalPostgres } from '../local/postgres';
@@ -84,8 +87,13 @@ export interface DrillReport {
 
 const MODES: readonly ConsumerMode[] = ['live', 'live', 'scheduled', 'restart-only'];
 
-/** Staleness windows short enough for a drill; production registries use minutes. */
-const DRILL_STALENESS_SECONDS = 60;
+/**
+ * A drill compresses time: consumers report high-resolution metrics every second and are
+ * registered with a 10-second staleness (production registries use minutes), so a rotation's
+ * gates settle in seconds. The rules are the same ones production runs.
+ */
+const DRILL_STALENESS_SECONDS = 10;
+const DRILL_REPORT_PERIOD_SECONDS = 1;
 
 /**
  * Runs the drill and returns its report (it never throws for a failed query or rotation: those
@@ -145,7 +153,7 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         CONVERGE_CONSUMERS: JSON.stringify(registry),
         CONVERGE_GATE_MAX_WAIT_SECONDS: '120',
         CONVERGE_GATE_POLL_SECONDS: '1',
-        CONVERGE_GATE_LOOKBACK_SECONDS: '300',
+        CONVERGE_GATE_LOOKBACK_SECONDS: '60',
       }),
       logger: new Logger({ serviceName: 'converge-drill', logLevel: 'SILENT' }),
       writeMetric: () => undefined,
@@ -182,7 +190,7 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
           try {
             if (restarting) await restarting;
             await pool.query('INSERT INTO items (note) VALUES ($1)', [`${c.name}-${i}`]);
-            await pool.query('SELECT count(*) FROM items WHERE id > (SELECT max(id) - 10 FROM items)');
+            await pool.query('SELECT id, note FROM items ORDER BY id DESC LIMIT 5');
             queries += 2;
           } catch (err) {
             failed++;
@@ -233,11 +241,13 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         subject: pool,
         consumer: c.name,
         sink: new PutMetricDataSink({ awsSdkV3Client: cw, flushDelayMs: 100 }),
-        periodSeconds: refreshSeconds,
+        periodSeconds: DRILL_REPORT_PERIOD_SECONDS,
+        highResolution: true,
       }).start();
     }
 
-    const progress = (rotation: number, phase: string) =>
+    const progress = (rotation: number, phase: string) => {
+      currentPhase = phase;
       options.onProgress?.({
         elapsedSeconds: Math.round((Date.now() - started) / 100) / 10,
         rotation,
@@ -246,9 +256,16 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         failed,
         generations: runners.map((r) => r.pool().loadedGeneration),
       });
+    };
 
     const results: RotationResult[] = [];
+    let currentRotation = 1;
+    let currentPhase = 'starting';
+    const ticker = setInterval(() => progress(currentRotation, currentPhase), 2000);
+    ticker.unref();
+    stopFns.push(async () => clearInterval(ticker));
     for (let k = 1; k <= rotationCount; k++) {
+      currentRotation = k;
       const q0 = queries;
       const f0 = failed;
       const t0 = Date.now();
@@ -273,7 +290,15 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         (await sm.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: AWSCURRENT })))
           .SecretString,
       );
-      const convergedAt = error ? undefined : await waitFor(() => runners.every((r) => r.pool().loadedGeneration === current.generation), 30_000);
+      // Converged = what the revocation guard will demand of the next rotation: every registered
+      // consumer's metrics show the new generation and nothing older inside its freshness window.
+      const convergedAt = error
+        ? undefined
+        : await waitForAsync(async () => {
+            if (!runners.every((r) => r.pool().loadedGeneration === current.generation)) return false;
+            const readout = await readGenerations(cw, { namespace: DEFAULT_NAMESPACE, secretName: secretNameDimension(secretArn), consumers: registry, now: Date.now(), lookbackSeconds: 60 });
+            return decideRevocation(registry, readout, current.generation).admit;
+          }, 60_000);
       results.push({
         rotation: k,
         generation: current.generation,
@@ -318,11 +343,11 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
   }
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<number | undefined> {
+async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number): Promise<number | undefined> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (condition()) return Date.now();
-    await sleep(50);
+    if (await condition()) return Date.now();
+    await sleep(250);
   }
   return undefined;
 }

@@ -54,7 +54,7 @@ export function formatDrill(r: DrillReport, external = false): string {
     );
     if (x.error) lines.push(`    FAILED: ${x.error}`);
   }
-  lines.push('    (step columns in ms; promoted/converged: seconds from RotateSecret until AWSCURRENT moved / until every consumer used the new generation)');
+  lines.push('    (steps in ms; promoted: RotateSecret until AWSCURRENT moved; converged: until CloudWatch showed every consumer on the new generation, as the revocation guard of the next rotation requires)');
   const m = r.summary;
   lines.push('');
   lines.push(

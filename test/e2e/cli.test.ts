@@ -1,9 +1,9 @@
 import { PutMetricDataCommand, CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { StatusReport } from '../../cli/commands/status';
 import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
 import { installCloudWatchModel } from '../../cli/local/install';
 import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { runCli } from '../../cli/main';
-import type { StatusReport } from '../../cli/commands/status';
 import { TAG_FORCE_FINISH } from '../../lambda/rotation';
 import { DIMENSION_CONSUMER, DIMENSION_SECRET, LOADED_GENERATION, secretNameDimension } from '../../lambda/shared/metric-contract';
 import { capturedOutput, expectNoSecretsInOutput } from '../support/captured-output';
