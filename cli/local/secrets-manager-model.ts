@@ -313,7 +313,26 @@ export class SecretsManagerModel {
     const fn = this.rotationFunctions.get(s.rotationLambdaArn);
     if (!fn) throw invalidRequest(`Secrets Manager cannot invoke the specified Lambda function ${s.rotationLambdaArn}.`);
     s.rotationEnabled = true;
-    if (input.RotateImmediately === false) return { ARN: s.arn, Name: s.name, ...meta };
+    if (input.RotateImmediately === false) {
+      // Documented: "Secrets Manager tests the rotation configuration by running the testSecret step
+      // of the Lambda rotation function. The test creates an AWSPENDING version of the secret and
+      // then removes it."
+      const testToken = input.ClientRequestToken ?? randomUUID();
+      if (pending) pending.stages.delete(PENDING);
+      s.versions.set(testToken, { id: testToken, stages: new Set([PENDING]), created: new Date() });
+      const record: RotationRecord = { secretArn: s.arn, token: testToken, steps: [] };
+      this.rotations.push(record);
+      const started = Date.now();
+      const run = fn({ Step: 'testSecret', SecretId: s.arn, ClientRequestToken: testToken })
+        .then(() => void record.steps.push({ step: 'testSecret', ms: Date.now() - started }))
+        .catch((err: unknown) => void (record.error = err instanceof Error ? err : new Error(String(err))))
+        .then(() => {
+          s.versions.get(testToken)?.stages.delete(PENDING);
+          return record;
+        });
+      this.inFlight.set(s.arn, run);
+      return { ARN: s.arn, Name: s.name, ...meta };
+    }
     const token = input.ClientRequestToken ?? randomUUID();
     if (pending) pending.stages.delete(PENDING);
     s.versions.set(token, { id: token, stages: new Set([PENDING]), created: new Date() });

@@ -7,7 +7,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConvergeError } from '../shared/errors';
-import { ROTATION_STEP_FAILURES } from '../shared/metric-contract';
+import { ROTATION_STEP_FAILURES, secretNameDimension } from '../shared/metric-contract';
 import { loadConfig } from './config';
 import { systemClock, type RotationDependencies, type RotationEvent, type Step, type StepContext } from './context';
 import { createSecret } from './create-secret';
@@ -82,7 +82,8 @@ export async function runStep(deps: RotationDependencies, event: RotationEvent):
   } catch (err) {
     const e = err as Error;
     logger.error(`${event.Step} failed`, { errorName: e.name, errorMessage: e.message, typed: err instanceof ConvergeError });
-    if (ctx) emitFunctionMetric(ctx, ROTATION_STEP_FAILURES, 1, 'Count');
+    // Entry-check failures count too (the RotationFailed alarm reads this metric).
+    emitFunctionMetric(ctx ?? { ...scoped, secretName: secretNameDimension(event.SecretId) }, ROTATION_STEP_FAILURES, 1, 'Count');
     throw err;
   }
 }

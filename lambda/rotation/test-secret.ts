@@ -1,17 +1,32 @@
 /**
  * testSecret: log in as the pending user over TLS, run a query, and check it can use every role
  * the current user can.
+ *
+ * When Secrets Manager enables rotation without rotating immediately, it tests the configuration
+ * by staging an empty AWSPENDING version and running this step alone. With no pending value to
+ * test, the step then checks what a rotation will need: AWSCURRENT parses, the master secret is
+ * readable and belongs to the same database, and the current user logs in over TLS.
  */
 import { PrivilegeMismatchError } from '../shared/errors';
 import { withClient } from '../shared/pg-connection';
 import type { StepContext } from './context';
+import { loadMaster } from './master-secret';
 import { missingMemberships } from './roles';
-import { readCurrent, readPending, targetOf } from './secrets';
+import { readCurrent, readPendingIfAny, targetOf } from './secrets';
 import { connectionOptions } from './set-secret';
 
 export async function testSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);
-  const pending = await readPending(ctx);
+  const pending = await readPendingIfAny(ctx);
+  if (!pending) {
+    await loadMaster(ctx, current);
+    await withClient(targetOf(current), current, connectionOptions(ctx), (c) => c.query('SELECT 1'));
+    ctx.logger.info('testSecret: configuration test passed (no pending value: rotation enabled without rotating now)', {
+      username: current.username,
+      generation: current.generation,
+    });
+    return;
+  }
   const missing = await withClient(targetOf(pending), pending, connectionOptions(ctx), async (c) => {
     await c.query('SELECT 1');
     return missingMemberships(c, current.username);

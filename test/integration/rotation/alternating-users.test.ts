@@ -90,3 +90,29 @@ describe('Rotation: alternating users against real PostgreSQL', () => {
     expect(stored).not.toContain(current.password);
   });
 });
+
+describe('Rotation: enabling rotation without rotating now (RotateImmediately=false)', () => {
+  it('passes the configuration test that Secrets Manager runs with an empty AWSPENDING, changing nothing', async () => {
+    // Prepare
+    const h = await createRotationHarness({ prefix: 'cfg' });
+    const before = h.current();
+    // Act: what `rotateImmediatelyOnUpdate: false` makes Secrets Manager do
+    h.model.rotateSecret({ SecretId: h.secretArn, RotationLambdaARN: h.lambdaArn, RotateImmediately: false });
+    const record = await h.model.rotationSettled(h.secretArn);
+    // Assess
+    expect(record?.error).toBeUndefined();
+    expect(record?.steps.map((s) => s.step)).toEqual(['testSecret']);
+    expect(h.current()).toEqual(before);
+    expect(Object.values(h.model.snapshot(h.secretArn)).some((v) => v.stages.includes('AWSPENDING'))).toBe(false);
+  });
+
+  it('fails the configuration test with a typed error when the master secret is unusable', async () => {
+    // Prepare
+    const h = await createRotationHarness({ prefix: 'cfgbad', masterFields: { password: undefined } });
+    // Act
+    h.model.rotateSecret({ SecretId: h.secretArn, RotationLambdaARN: h.lambdaArn, RotateImmediately: false });
+    const record = await h.model.rotationSettled(h.secretArn);
+    // Assess
+    expect(record?.error?.name).toBe('MasterSecretError');
+  });
+});

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { GetRandomPasswordCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { wireSecretsManager } from '../../../cli/local/install';
+import type { Step } from '../../../lambda/rotation';
 import {
   AuthenticationFailedError,
   AwsCallError,
@@ -12,7 +13,6 @@ import {
   RotationStateError,
   TlsRequiredError,
 } from '../../../lambda/shared/errors';
-import type { Step } from '../../../lambda/rotation';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { asSuperuser, plainServer, rolesLike, tlsServer } from '../../support/database';
 import { AWSPENDING, AWSPREVIOUS, createRotationHarness, type RotationHarness, type RotationHarnessOptions } from '../../support/rotation-harness';
@@ -103,6 +103,20 @@ describe('Rotation: bad input gets a typed error and changes nothing', () => {
     const token = h.begin();
     h.model.configureRotation(h.secretArn, h.lambdaArn, false);
     await expectRejected(h, 'createSecret', RotationStateError, /rotation is not enabled/, { token });
+  });
+
+  it('an entry-check failure still counts in RotationStepFailures (what the RotationFailed alarm reads)', async () => {
+    // Prepare
+    const lines: string[] = [];
+    const h = await harness({ deps: { writeMetric: (l) => lines.push(l) } });
+    const token = h.begin();
+    h.model.configureRotation(h.secretArn, h.lambdaArn, false);
+    // Act
+    await h.step('createSecret', token).catch(() => undefined);
+    // Assess
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const name = h.model.describeSecret({ SecretId: h.secretArn }).Name;
+    expect(records).toEqual([expect.objectContaining({ RotationStepFailures: 1, SecretName: name })]);
   });
 
   it('malformed rotation event', async () => {
