@@ -12,7 +12,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
 import { installSecretsManagerModel } from '../cli/local/install';
-import { provisionDatabase, startLocalPostgres } from '../cli/local/postgres';
+import { provisionDatabase, secretFields, startLocalPostgres } from '../cli/local/postgres';
 import { SecretsManagerModel } from '../cli/local/secrets-manager-model';
 import { createRotationHandler, loadConfig, STEPS } from '../lambda/rotation';
 import { median, printRows, type BenchRow } from './report';
@@ -34,20 +34,9 @@ async function timeRotations(n: number): Promise<BenchRow[]> {
     const db = await provisionDatabase(pg, { dbname: 'bench', master: 'bench_master', app: 'bench_app' });
     const master = model.createSecret({
       Name: 'bench-master',
-      SecretString: JSON.stringify({ username: db.master.username, password: db.master.password }),
+      SecretString: JSON.stringify(secretFields(pg, db).master),
     });
-    const app = model.createSecret({
-      Name: 'bench-app',
-      SecretString: JSON.stringify({
-        engine: 'postgres',
-        host: 'localhost',
-        port: pg.port,
-        username: db.app.username,
-        password: db.app.password,
-        dbname: db.dbname,
-        masterarn: master.ARN,
-      }),
-    });
+    const app = model.createSecret({ Name: 'bench-app', SecretString: JSON.stringify(secretFields(pg, db).app(master.ARN)) });
     const handler = createRotationHandler({
       config: loadConfig({ CONVERGE_CA_BUNDLE: pg.caBundlePath ?? '' }),
       logger: new Logger({ logLevel: 'SILENT' }),

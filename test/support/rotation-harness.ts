@@ -10,7 +10,7 @@
  */
 import { RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { installSecretsManagerModel, type SecretsManagerStub } from '../../cli/local/install';
-import type { LocalPostgres, ProvisionedDatabase } from '../../cli/local/postgres';
+import { secretFields, type LocalPostgres, type ProvisionedDatabase } from '../../cli/local/postgres';
 import { SecretsManagerModel } from '../../cli/local/secrets-manager-model';
 import { createRotationHandler, loadConfig, type RotationConfig, type RotationDependencies, type Step } from '../../lambda/rotation';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, parseSecret, type DbSecret } from '../../lambda/shared/secret';
@@ -74,30 +74,13 @@ export async function createRotationHarness(options: RotationHarnessOptions): Pr
   const tag = uniqueTag();
   const master = model.createSecret({
     Name: `${options.prefix}-master-${tag}`,
-    SecretString: JSON.stringify({
-      engine: 'postgres',
-      host: 'localhost',
-      port: db.server.port,
-      username: db.master.username,
-      password: db.master.password,
-      dbname: db.dbname,
-      ...options.masterFields,
-    }),
+    SecretString: JSON.stringify({ ...secretFields(db.server, db).master, ...options.masterFields }),
   });
   const app = model.createSecret({
     Name: `${options.prefix}-app-${tag}`,
     SecretString:
       options.rawSecretString ??
-      JSON.stringify({
-        engine: 'postgres',
-        host: 'localhost',
-        port: db.server.port,
-        username: db.app.username,
-        password: db.app.password,
-        dbname: db.dbname,
-        masterarn: master.ARN,
-        ...options.secretFields,
-      }),
+      JSON.stringify({ ...secretFields(db.server, db).app(master.ARN), ...options.secretFields }),
   });
   const config = loadConfig({
     CONVERGE_CA_BUNDLE: db.server.caBundlePath ?? '',
