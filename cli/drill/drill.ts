@@ -8,11 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { CreateSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource } from '../../consumer';
 import { createRotationHandler, loadConfig } from '../../lambda/rotation';
 import { decideRevocation } from '../../lambda/rotation/gates/decision';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
+import { ConfigurationError, ConvergeError } from '../../lambda/shared/errors';
 import { DEFAULT_NAMESPACE, secretNameDimension } from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
 import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
@@ -108,6 +109,14 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
   const rotationCount = Math.max(1, options.rotations ?? 3);
   const refreshSeconds = Math.max(1, options.refreshSeconds ?? 2);
   const started = Date.now();
+  const model = options.secretsManagerModel;
+  // Against a real or emulated endpoint the service invokes a deployed rotation function.
+  const externalFunction = model ? undefined : process.env.CONVERGE_DRILL_ROTATION_FUNCTION;
+  if (!model && !externalFunction) {
+    throw new ConfigurationError(
+      'without the local Secrets Manager model (AWS_ENDPOINT_URL is set), set CONVERGE_DRILL_ROTATION_FUNCTION to the ARN of a converge rotation function the endpoint can invoke',
+    );
+  }
   const ownsDatabase = !options.database;
   const pg = options.database ?? (await startLocalPostgres());
   const tag = randomBytes(3).toString('hex');
@@ -149,7 +158,6 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       logger: new Logger({ serviceName: 'converge-drill', logLevel: 'SILENT' }),
       writeMetric: () => undefined,
     });
-    const model = options.secretsManagerModel;
     if (model) {
       model.registerRotationFunction(lambdaArn, (e) => handler(e));
       model.configureRotation(secretArn, lambdaArn);
@@ -267,8 +275,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       // Non-live consumers move when they next start: a scheduled job's next run, a restart.
       const movers = runners.filter((r) => r.consumer.mode !== 'live');
       try {
-        await sm.send(new RotateSecretCommand({ SecretId: secretArn, ...(model ? {} : { RotationLambdaARN: lambdaArn }) }));
-        const record = model ? await model.rotationSettled(secretArn) : undefined;
+        const rotation = await sm.send(new RotateSecretCommand({ SecretId: secretArn, RotationLambdaARN: model ? undefined : externalFunction }));
+        const record = model ? await model.rotationSettled(secretArn) : await waitForExternalRotation(sm, secretArn, rotation.VersionId);
         if (record?.error) throw record.error;
         for (const s of record?.steps ?? []) stepsMs[s.step] = s.ms;
         promotedAt = Date.now();
@@ -332,6 +340,19 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     for (const stop of stopFns.reverse()) await stop().catch(() => undefined);
     if (ownsDatabase) await pg.stop();
   }
+}
+
+/** Waits until the endpoint made `versionId` AWSCURRENT (or gave up on it). */
+async function waitForExternalRotation(sm: SecretsManagerClient, secretArn: string, versionId: string | undefined): Promise<undefined> {
+  const end = Date.now() + 10 * 60_000;
+  while (Date.now() < end) {
+    const d = await sm.send(new DescribeSecretCommand({ SecretId: secretArn }));
+    const stages = versionId ? d.VersionIdsToStages?.[versionId] : undefined;
+    if (stages?.includes(AWSCURRENT)) return undefined;
+    if (!stages?.includes('AWSPENDING')) throw new ConvergeError(`the endpoint abandoned rotation version ${versionId}`);
+    await sleep(1000);
+  }
+  throw new ConvergeError(`rotation version ${versionId} did not complete within 10 minutes`);
 }
 
 async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number): Promise<number | undefined> {
