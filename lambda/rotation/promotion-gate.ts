@@ -22,8 +22,8 @@ import type { DbSecret } from '../shared/secret';
 import { awsCall } from './aws-call';
 import type { StepContext } from './context';
 import { emitFunctionMetric } from './function-metrics';
-import { decidePromotion, unverifiedConsumers, type GateDecision } from './gates/decision';
-import { readGenerations } from './gates/read-generations';
+import { decidePromotion, type GateDecision } from './gates/decision';
+import { consumerEvidence } from './gates/evidence';
 import { TAG_FORCE_FINISH } from './overrides';
 
 /**
@@ -156,25 +156,9 @@ export function waitBudgetMs(ctx: Pick<StepContext, 'config' | 'remainingTimeMs'
  */
 export async function evaluatePromotion(ctx: StepContext, pendingGeneration: number): Promise<PromotionEvaluation> {
   const live = ctx.config.consumers.filter((c) => c.mode === 'live');
-  let decision: GateDecision | undefined;
-  let blocking: readonly StaleConsumer[] = [];
-  let error: Error | undefined;
-  if (live.length > 0) {
-    try {
-      const readout = await readGenerations(ctx.cloudWatch, {
-        namespace: ctx.config.metricNamespace,
-        secretName: secretNameDimension(ctx.secretName),
-        consumers: live,
-        now: ctx.clock.now(),
-        lookbackSeconds: ctx.config.gate.lookbackSeconds,
-      });
-      decision = decidePromotion(live, readout, pendingGeneration);
-      blocking = decision.blocking;
-    } catch (err) {
-      error = err as Error;
-      blocking = unverifiedConsumers(live);
-    }
-  }
+  const evidence = await consumerEvidence(ctx, live, (readout) => decidePromotion(live, readout, pendingGeneration));
+  const { decision, blocking } = evidence;
+  let error = evidence.error;
   let replicasNotInSync: string[] = [];
   if ((ctx.description.ReplicationStatus ?? []).length > 0) {
     try {

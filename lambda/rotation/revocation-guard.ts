@@ -14,11 +14,10 @@
  */
 import type { Client } from 'pg';
 import { RevocationBlockedError, type StaleConsumer } from '../shared/errors';
-import { secretNameDimension } from '../shared/metric-contract';
 import type { DbSecret } from '../shared/secret';
 import type { StepContext } from './context';
-import { decideRevocation, unverifiedConsumers, type GateDecision } from './gates/decision';
-import { readGenerations } from './gates/read-generations';
+import { decideRevocation, type GateDecision } from './gates/decision';
+import { consumerEvidence } from './gates/evidence';
 import { listSessions, terminateSessions, type UserSession } from './gates/sessions';
 import { TAG_EMERGENCY } from './overrides';
 
@@ -104,25 +103,9 @@ export async function revocationGuard(ctx: StepContext, input: RevocationGuardIn
  */
 export async function gatherRevocationEvidence(ctx: StepContext, input: RevocationGuardInput): Promise<RevocationEvidence> {
   const registry = ctx.config.consumers;
-  let decision: GateDecision | undefined;
-  let blocking: readonly StaleConsumer[] = [];
-  let error: Error | undefined;
-  if (registry.length > 0) {
-    try {
-      const readout = await readGenerations(ctx.cloudWatch, {
-        namespace: ctx.config.metricNamespace,
-        secretName: secretNameDimension(ctx.secretName),
-        consumers: registry,
-        now: ctx.clock.now(),
-        lookbackSeconds: ctx.config.gate.lookbackSeconds,
-      });
-      decision = decideRevocation(registry, readout, input.current.generation);
-      blocking = decision.blocking;
-    } catch (err) {
-      error = err as Error;
-      blocking = unverifiedConsumers(registry);
-    }
-  }
+  const { decision, blocking, error } = await consumerEvidence(ctx, registry, (readout) =>
+    decideRevocation(registry, readout, input.current.generation),
+  );
   const sessions = await listSessions(input.master, input.username);
   return { blocking, sessions, decision, error };
 }
