@@ -194,6 +194,57 @@ export class RevocationBlockedError extends ConvergeError {
   }
 }
 
+/**
+ * finishSecret will not promote: while it waited, the rotation was aborted (AWSPENDING left the
+ * token) or superseded (AWSCURRENT moved to another version). Nothing was changed.
+ */
+export class RotationAbortedError extends ConvergeError {
+  public constructor(message: string) {
+    super(message);
+    this.name = 'RotationAbortedError';
+  }
+}
+
+/**
+ * The secret's `ownerRole` cannot take over from the current user: the role is missing, unsafe
+ * (the master, a login user of the pair, more role attributes), or cannot reach what the current
+ * user can. The message names what is missing and the SQL an operator runs to fix it. Nothing was
+ * changed.
+ */
+export class OwnerRoleError extends ConvergeError {
+  public constructor(message: string) {
+    super(message);
+    this.name = 'OwnerRoleError';
+  }
+}
+
+/**
+ * The master role lacks a privilege the rotation needs (on PostgreSQL 16 and later, CREATEROLE
+ * alone no longer lets it grant or alter roles it did not create: it needs ADMIN OPTION on them).
+ * The message names the role and the GRANT to run. Nothing was changed.
+ */
+export class MasterPrivilegeError extends ConvergeError {
+  public constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MasterPrivilegeError';
+  }
+}
+
+/**
+ * A member of the database (an Aurora reader, a read replica) could not be checked for sessions of
+ * the user about to be revoked: the revocation guard fails closed and names the member.
+ */
+export class MemberCheckError extends ConvergeError {
+  public constructor(
+    public readonly member: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'MemberCheckError';
+  }
+}
+
 /** The consumer library could not obtain any credential (no last good value to fall back on). */
 export class SecretUnavailableError extends ConvergeError {
   public constructor(message: string, options?: { cause?: unknown }) {
