@@ -5,16 +5,32 @@
  */
 const lines: string[] = [];
 
-/** Every captured line of this test file so far. */
+/**
+ * Every captured line of this test file so far.
+ *
+ * @example
+ * expect(capturedOutput().some((l) => l.includes('rotation finished'))).toBe(true);
+ */
 export function capturedOutput(): readonly string[] {
   return lines;
 }
 
-/** Forgets captured lines (e.g. in beforeEach when a test checks only its own output). */
+/**
+ * Forgets captured lines (e.g. in beforeEach when a test checks only its own output).
+ *
+ * @example
+ * beforeEach(() => clearCapturedOutput());
+ */
 export function clearCapturedOutput(): void {
   lines.length = 0;
 }
 
+/**
+ * Routes console methods and stdout writes into {@link capturedOutput} (see ./setup-after-env.ts).
+ *
+ * @example
+ * installOutputCapture();
+ */
 export function installOutputCapture(): void {
   const verbose = process.env.CONVERGE_TEST_VERBOSE === '1';
   for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) {
