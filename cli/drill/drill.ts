@@ -14,11 +14,14 @@ import { createRotationHandler, loadConfig } from '../../lambda/rotation';
 import { decideRevocation } from '../../lambda/rotation/gates/decision';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { ConfigurationError, ConvergeError } from '../../lambda/shared/errors';
-import { DEFAULT_NAMESPACE, secretNameDimension } from '../../lambda/shared/metric-contract';
+import { DEFAULT_NAMESPACE, REVOCATION_STATISTICS, secretNameDimension } from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
 import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
+import { defaultClients } from '../clients';
+import { abort } from '../commands/abort';
 import { provisionDatabase, secretFields, startLocalPostgres, type LocalPostgres } from '../local/postgres';
-import type { SecretsManagerModel } from '../local/secrets-manager-model';
+import type { RotationFunction, SecretsManagerModel } from '../local/secrets-manager-model';
+import { DrillInjectedFault, withInjectedFault, type RotationStep } from './fault';
 
 export interface DrillOptions {
   /** Consumer processes (each one pool, two query loops). @default 4 */
@@ -38,6 +41,14 @@ export interface DrillOptions {
   readonly secretsManagerModel?: SecretsManagerModel;
   /** Progress lines while it runs. @default - none */
   readonly onProgress?: (p: DrillProgress) => void;
+  /**
+   * Rehearse a failed rotation: this step of the first rotation throws {@link DrillInjectedFault}
+   * every time it runs (see ./fault.ts). The drill then aborts the waiting version the way
+   * `converge abort` does and runs the remaining rotations. Needs the local Secrets Manager model.
+   *
+   * @default - no fault
+   */
+  readonly failStep?: RotationStep;
 }
 
 export interface DrillProgress {
@@ -68,6 +79,11 @@ export interface RotationResult {
   readonly timeToConvergenceMs?: number;
   readonly queries: number;
   readonly failedQueries: number;
+  /**
+   * After an injected fault: the version the drill took AWSPENDING from (what `converge abort`
+   * does), so the next rotation could start.
+   */
+  readonly abortedVersionId?: string;
 }
 
 export interface DrillReport {
@@ -117,6 +133,9 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       'without the local Secrets Manager model (AWS_ENDPOINT_URL is set), set CONVERGE_DRILL_ROTATION_FUNCTION to the ARN of a converge rotation function the endpoint can invoke',
     );
   }
+  if (options.failStep && !model) {
+    throw new ConfigurationError('--fail injects its fault into the rotation function the local Secrets Manager model runs; unset AWS_ENDPOINT_URL to use it');
+  }
   const ownsDatabase = !options.database;
   const pg = options.database ?? (await startLocalPostgres());
   const tag = randomBytes(3).toString('hex');
@@ -159,7 +178,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       writeMetric: () => undefined,
     });
     if (model) {
-      model.registerRotationFunction(lambdaArn, (e) => handler(e));
+      const rotationFunction: RotationFunction = (e) => handler(e);
+      model.registerRotationFunction(lambdaArn, options.failStep ? withInjectedFault(rotationFunction, options.failStep) : rotationFunction);
       model.configureRotation(secretArn, lambdaArn);
     }
 
@@ -270,6 +290,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       const t0 = Date.now();
       progress(k, 'rotating');
       let error: string | undefined;
+      let injected = false;
+      let abortedVersionId: string | undefined;
       let stepsMs: Record<string, number> = {};
       let promotedAt: number | undefined;
       // Non-live consumers move when they next start: a scheduled job's next run, a restart.
@@ -277,13 +299,21 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       try {
         const rotation = await sm.send(new RotateSecretCommand({ SecretId: secretArn, RotationLambdaARN: model ? undefined : externalFunction }));
         const record = model ? await model.rotationSettled(secretArn) : await waitForExternalRotation(sm, secretArn, rotation.VersionId);
-        if (record?.error) throw record.error;
+        // The steps that completed are shown even when a later one failed.
         for (const s of record?.steps ?? []) stepsMs[s.step] = s.ms;
+        if (record?.error) throw record.error;
         promotedAt = Date.now();
         progress(k, 'promoted; restarting non-live consumers');
         await Promise.all(movers.map((r) => r.restart()));
       } catch (err) {
         error = `${(err as Error).name}: ${(err as Error).message}`;
+        injected = err instanceof DrillInjectedFault;
+      }
+      if (injected) {
+        // The runbook after a failed rotation: take AWSPENDING off the stuck version (AWSCURRENT is
+        // untouched), so the secret can rotate again.
+        progress(k, `FAILED: ${error}; aborting the waiting version`);
+        abortedVersionId = (await abort({ ...defaultClients(), sm, cw }, secretArn)).abortedVersionId;
       }
       const current = parseSecret(
         (await sm.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: AWSCURRENT })))
@@ -295,8 +325,15 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         ? undefined
         : await waitForAsync(async () => {
             if (!runners.every((r) => r.pool().loadedGeneration === current.generation)) return false;
-            const readout = await readGenerations(cw, { namespace: DEFAULT_NAMESPACE, secretName: secretNameDimension(secretArn), consumers: registry, now: Date.now(), lookbackSeconds: 60 });
-            return decideRevocation(registry, readout, current.generation).admit;
+            const readout = await readGenerations(cw, {
+              namespace: DEFAULT_NAMESPACE,
+              secretName: secretNameDimension(secretArn),
+              consumers: registry,
+              now: Date.now(),
+              lookbackSeconds: 60,
+              statistics: REVOCATION_STATISTICS,
+            });
+            return decideRevocation(registry, readout, { current: current.generation }).admit;
           }, 60_000);
       results.push({
         rotation: k,
@@ -309,9 +346,11 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         timeToConvergenceMs: convergedAt ? convergedAt - t0 : undefined,
         queries: queries - q0,
         failedQueries: failed - f0,
+        abortedVersionId,
       });
       progress(k, error ? `FAILED: ${error}` : 'converged');
-      if (error) break;
+      // A rehearsed failure was aborted above and the drill goes on; a real one ends it here.
+      if (error && !injected) break;
       stepsMs = {};
     }
     const minEnd = started + (options.durationSeconds ?? 0) * 1000;
