@@ -47,10 +47,19 @@ export function formatStatus(r: StatusReport): string {
   }
   lines.push('Gates');
   lines.push(`  promotion   ${r.gates.promotion.verdict.toUpperCase()}${req(r.gates.promotion.requiredGeneration)}: ${r.gates.promotion.reasons.join('; ')}`);
-  lines.push(`  revocation  ${r.gates.revocation.verdict.toUpperCase()}${req(r.gates.revocation.requiredGeneration)}: ${r.gates.revocation.reasons.join('; ')}`);
+  lines.push(
+    `  revocation  ${r.gates.revocation.verdict.toUpperCase()}${exactly(r.gates.revocation.requiredGeneration, r.gates.revocation.acceptedGenerations)}: ${r.gates.revocation.reasons.join('; ')}`,
+  );
   return lines.join('\n');
 }
 
 function req(g: number | undefined): string {
   return g === undefined ? '' : ` (needs generation >= ${g})`;
+}
+
+/** The revocation guard accepts exactly current (or this rotation's pending generation), nothing newer. */
+function exactly(current: number | undefined, accepted: readonly number[] | undefined): string {
+  if (current === undefined) return '';
+  const pending = (accepted ?? []).filter((g) => g !== current);
+  return pending.length === 0 ? ` (needs generation ${current})` : ` (needs generation ${current} or pending ${pending.join(', ')})`;
 }

@@ -8,16 +8,58 @@
  *   validation succeeds, and whenever it fails, the current credential is kept.
  * - A credential that is neither current nor pending any more (the rotation was aborted, or this
  *   process missed a whole rotation) is dropped for AWSCURRENT.
+ * - A pending version that failed validation is not validated again on every refresh: each login
+ *   attempt that fails is a failed login on the database (GuardDuty's RDS login-anomaly findings
+ *   watch for streams of them), and a rotation can be held for hours before setSecret (the
+ *   revocation guard waits for scheduled consumers). The same version is retried after a back-off
+ *   that doubles per rejection ({@link PendingRetryOptions}); a new pending version is validated at
+ *   once, and an explicit {@link CredentialAdoption.refreshNow} retries at once.
  *
  * What is adopted is what the reporter publishes as `LoadedGeneration`: a generation is reported
  * only once it has been proven to work here.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { ConvergeError } from '../lambda/shared/errors';
 import type { RefreshingSecret } from './refreshing-secret';
 import type { SecretSnapshot, SecretVersion } from './secret-source';
 
 /** Proves that a credential can log in; throws when it cannot. */
 export type CredentialValidator = (candidate: SecretVersion) => Promise<void>;
+
+/**
+ * How soon a rejected pending version is validated again. After its n-th consecutive rejection the
+ * same version is not validated before `min(maxMs, baseMs * 2^(n-1))` has passed; refreshes in
+ * between keep the current credential without a login attempt. The delay resets when the pending
+ * version changes (a new rotation) or is adopted.
+ *
+ * The defaults keep a normal rotation as fast as before (setSecret follows createSecret within
+ * seconds, so the first retries come 1, 2 and 4 s after the first rejection, or at the next refresh
+ * when the TTL is longer) and bound the stream while a rotation is held before setSecret: at most
+ * one failed login per process every 5 minutes once the delay reaches its cap, about 12 an hour
+ * instead of one per refresh (60 an hour at the default 60 s TTL, 3600 at a 1 s TTL). The price is
+ * that a process adopts the pending credential up to `maxMs` after a long hold ends, which the
+ * promotion gate waits for.
+ */
+export interface PendingRetryOptions {
+  /**
+   * Delay after the first rejection of a pending version, milliseconds.
+   *
+   * @default 1000
+   */
+  readonly baseMs?: number;
+  /**
+   * Longest delay between two validations of the same pending version, milliseconds.
+   *
+   * @default 300000
+   */
+  readonly maxMs?: number;
+}
+
+/** Default {@link PendingRetryOptions.baseMs}. */
+export const PENDING_RETRY_BASE_MS = 1_000;
+/** Default {@link PendingRetryOptions.maxMs}. */
+export const PENDING_RETRY_MAX_MS = 300_000;
 
 /** Options of {@link CredentialAdoption}. */
 export interface CredentialAdoptionOptions {
@@ -25,6 +67,26 @@ export interface CredentialAdoptionOptions {
   readonly secret: RefreshingSecret<SecretSnapshot>;
   /** Opens a connection with a pending credential (the pool passes one using its own TLS settings). */
   readonly validate: CredentialValidator;
+  /**
+   * Back-off before a rejected pending version is validated again.
+   *
+   * @default - see {@link PendingRetryOptions}: 1 s doubling to 5 minutes
+   */
+  readonly pendingRetry?: PendingRetryOptions;
+  /**
+   * Monotonic clock in milliseconds for the back-off (tests inject one they advance by hand).
+   *
+   * @default - `performance.now()`
+   */
+  readonly clock?: () => number;
+}
+
+/** Details of a rejected pending version. */
+export interface PendingRejectedInfo {
+  /** Rejections of this pending version in a row, this one included. */
+  readonly consecutiveRejections: number;
+  /** How long refreshes keep the current credential before this version is validated again. */
+  readonly retryInMs: number;
 }
 
 /** Events of {@link CredentialAdoption}. */
@@ -32,7 +94,7 @@ export interface CredentialAdoptionEvents {
   /** New connections use `next` from now on. */
   adopt: [next: SecretVersion, previous: SecretVersion | undefined];
   /** A pending credential failed validation; the previous choice stands. Normal before setSecret. */
-  pendingRejected: [candidate: SecretVersion, error: Error];
+  pendingRejected: [candidate: SecretVersion, error: Error, info: PendingRejectedInfo];
 }
 
 /**
@@ -40,14 +102,21 @@ export interface CredentialAdoptionEvents {
  *
  * @example
  * const secret = refreshingSnapshot(new SecretsManagerSource({ secretId: 'app-db', includePending: true }));
- * const adoption = new CredentialAdoption({ secret, validate: (c) => tryLogin(c) });
+ * const adoption = new CredentialAdoption({ secret, validate: (c) => tryLogin(c), pendingRetry: { baseMs: 2_000, maxMs: 600_000 } });
  * const credential = await adoption.ready();
  * adoption.on('adopt', (next) => console.log(`now using generation ${next.generation}`));
  */
 export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
   private readonly secret: RefreshingSecret<SecretSnapshot>;
   private readonly validate: CredentialValidator;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly clock: () => number;
   private adopted: SecretVersion | undefined;
+  /** The pending version last rejected, and when it may be validated again. */
+  private rejection: { readonly versionId: string; readonly count: number; readonly retryAt: number } | undefined;
+  /** The next evaluation validates a rejected pending version without waiting (set by refreshNow). */
+  private retryRejectedNow = false;
   /** Newest snapshot not evaluated yet. */
   private queued: SecretSnapshot | undefined;
   private evaluating: SecretSnapshot | undefined;
@@ -60,6 +129,12 @@ export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
     super();
     this.secret = options.secret;
     this.validate = options.validate;
+    this.retryBaseMs = positive('pendingRetry.baseMs', options.pendingRetry?.baseMs ?? PENDING_RETRY_BASE_MS);
+    this.retryMaxMs = positive('pendingRetry.maxMs', options.pendingRetry?.maxMs ?? PENDING_RETRY_MAX_MS);
+    if (this.retryMaxMs < this.retryBaseMs) {
+      throw new ConvergeError(`pendingRetry.maxMs must not be smaller than pendingRetry.baseMs, got ${this.retryMaxMs} < ${this.retryBaseMs}`);
+    }
+    this.clock = options.clock ?? (() => performance.now());
     this.secret.on('reload', this.onReload);
   }
 
@@ -85,15 +160,25 @@ export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
   }
 
   /**
-   * Fetches the secret now (ignoring the TTL) and re-applies the rule.
+   * Fetches the secret now (ignoring the TTL) and re-applies the rule. Like the secret's own
+   * `refreshNow`, an explicit call ignores the back-off: a rejected pending version is validated
+   * again at once, unless `retryRejectedPending` is false.
    *
    * @throws the source's error when the fetch fails (the adopted credential is unchanged)
    *
    * @example
-   * await adoption.refreshNow(); // e.g. after SQLSTATE 28P01
+   * await adoption.refreshNow(); // e.g. on SIGHUP
+   * await adoption.refreshNow({ retryRejectedPending: false }); // e.g. after SQLSTATE 28P01 on the current credential
    */
-  public async refreshNow(): Promise<SecretVersion> {
-    const snapshot = await this.secret.refreshNow();
+  public async refreshNow(options: { readonly retryRejectedPending?: boolean } = {}): Promise<SecretVersion> {
+    if (options.retryRejectedPending ?? true) this.retryRejectedNow = true;
+    let snapshot: SecretSnapshot;
+    try {
+      snapshot = await this.secret.refreshNow();
+    } catch (err) {
+      this.retryRejectedNow = false;
+      throw err;
+    }
     // The fetch's `reload` event has already queued the snapshot: wait for its evaluation.
     await (this.running ?? (this.adopted ? undefined : this.offer(snapshot)));
     return this.adopted!;
@@ -133,18 +218,30 @@ export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
 
   private async evaluate({ current, pending }: SecretSnapshot): Promise<void> {
     const previous = this.adopted;
+    const retryNow = this.retryRejectedNow;
+    this.retryRejectedNow = false;
+    // The back-off belongs to one pending version: a new one (or none) starts afresh.
+    if (this.rejection && this.rejection.versionId !== pending?.versionId) this.rejection = undefined;
     let next = current;
     if (pending) {
       if (previous?.versionId === pending.versionId) {
         next = pending;
-      } else {
+      } else if (retryNow || !this.rejection || this.clock() >= this.rejection.retryAt) {
         try {
           await this.validate(pending);
           next = pending;
+          this.rejection = undefined;
         } catch (err) {
-          this.notify('pendingRejected', pending, err instanceof Error ? err : new Error(String(err)));
+          const count = (this.rejection?.count ?? 0) + 1;
+          const retryInMs = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (count - 1));
+          this.rejection = { versionId: pending.versionId, count, retryAt: this.clock() + retryInMs };
+          this.notify('pendingRejected', pending, err instanceof Error ? err : new Error(String(err)), {
+            consecutiveRejections: count,
+            retryInMs,
+          });
         }
       }
+      // Otherwise: rejected recently; the current credential stands without a login attempt.
     }
     if (next.versionId !== previous?.versionId) {
       this.adopted = next;
@@ -162,4 +259,11 @@ export class CredentialAdoption extends EventEmitter<CredentialAdoptionEvents> {
       });
     }
   }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConvergeError(`${name} must be a positive number of milliseconds, got ${value}`);
+  }
+  return value;
 }

@@ -13,8 +13,14 @@
  * new GenerationReporter({ subject: pool, consumer: 'orders-api' }).start();
  * await pool.query('SELECT 1');
  */
-export { CredentialAdoption } from './credential-adoption';
-export type { CredentialAdoptionEvents, CredentialAdoptionOptions, CredentialValidator } from './credential-adoption';
+export { CredentialAdoption, PENDING_RETRY_BASE_MS, PENDING_RETRY_MAX_MS } from './credential-adoption';
+export type {
+  CredentialAdoptionEvents,
+  CredentialAdoptionOptions,
+  CredentialValidator,
+  PendingRejectedInfo,
+  PendingRetryOptions,
+} from './credential-adoption';
 export { FileSource } from './file-source';
 export type { FileSourceOptions } from './file-source';
 export { RefreshingSecret, refreshingSnapshot } from './refreshing-secret';

@@ -45,7 +45,7 @@ import {
   type ConnectionOptions,
   type ConnectionTarget,
 } from '../lambda/shared/pg-connection';
-import { CredentialAdoption, type CredentialValidator } from './credential-adoption';
+import { CredentialAdoption, type CredentialValidator, type PendingRejectedInfo, type PendingRetryOptions } from './credential-adoption';
 import { refreshingSnapshot, type RefreshingSecret, type RefreshOptions } from './refreshing-secret';
 import type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
 
@@ -121,6 +121,13 @@ export interface RotatingPgPoolOptions extends ConnectionOptions {
    * @default - open a connection with it (same TLS settings as the pool) and run `SELECT 1`
    */
   readonly validate?: CredentialValidator;
+  /**
+   * Back-off before a pending credential that failed validation is tried again (each failed try is
+   * a failed login on the database). Runs on the `refresh.clock`.
+   *
+   * @default - 1 s, doubling per rejection of the same version, at most 5 minutes (see {@link PendingRetryOptions})
+   */
+  readonly pendingRetry?: PendingRetryOptions;
 }
 
 /** One open connection, for diagnostics (and the tests that compare it with pg_stat_activity). */
@@ -148,8 +155,8 @@ export interface RotatingPgPoolEvents {
   credentialChange: [next: SecretVersion, previous: SecretVersion | undefined];
   /** Reading the secret failed; the adopted credential stays in use. */
   reloadFailure: [error: Error];
-  /** A pending credential could not log in yet; the current one stays in use. */
-  pendingRejected: [candidate: SecretVersion, error: Error];
+  /** A pending credential could not log in yet; the current one stays in use (retried after `info.retryInMs`). */
+  pendingRejected: [candidate: SecretVersion, error: Error, info: PendingRejectedInfo];
 }
 
 interface ConnectionRecord {
@@ -244,12 +251,14 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     this.credentials = new CredentialAdoption({
       secret: this.secret,
       validate: options.validate ?? ((candidate) => this.validate(candidate)),
+      pendingRetry: options.pendingRetry,
+      clock: options.refresh?.clock,
     });
     this.secret.on('reloadFailure', (error) => {
       this.failureCount++;
       this.emit('reloadFailure', error);
     });
-    this.credentials.on('pendingRejected', (candidate, error) => this.emit('pendingRejected', candidate, error));
+    this.credentials.on('pendingRejected', (candidate, error, info) => this.emit('pendingRejected', candidate, error, info));
     this.credentials.on('adopt', (next, previous) => this.adopt(next, previous));
   }
 
@@ -509,7 +518,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     const changed = () => this.active !== inner || this.active.credential.versionId !== used.versionId;
     if (changed()) return true;
     if (!this.authRefresh && performance.now() - this.lastAuthRefreshAt < AUTH_REFRESH_MIN_INTERVAL_MS) return false;
-    this.authRefresh ??= this.credentials.refreshNow().then(
+    // A pending version rejected moments ago keeps its back-off: a failing current credential must
+    // not turn into a stream of failed logins with the pending one too.
+    this.authRefresh ??= this.credentials.refreshNow({ retryRejectedPending: false }).then(
       () => undefined,
       // Counted and emitted as a reload failure; the retry uses whatever is adopted.
       () => undefined,

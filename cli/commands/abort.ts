@@ -1,10 +1,15 @@
 /**
  * `converge abort <secret>`: remove a stuck AWSPENDING so the secret can rotate again. AWSCURRENT is
  * untouched, the aborted version keeps its generation burnt (createSecret's high-water tag), and
- * override tags are cleared.
+ * override tags are cleared. A finishSecret waiting at the promotion gate re-reads the stages before
+ * it moves AWSCURRENT, so it does not promote the aborted version.
  */
-import { UntagResourceCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
-import { TAG_EMERGENCY, TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
+import {
+  UntagResourceCommand,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { owedEmergencyRevocation } from '../../lambda/rotation/emergency';
+import { OVERRIDE_TAGS, TAG_EMERGENCY, tagValue } from '../../lambda/rotation/overrides';
 import { AWSPENDING } from '../../lambda/shared/secret';
 import type { CliClients } from '../clients';
 import { readSecretState } from './secret-state';
@@ -30,8 +35,18 @@ export async function abort(clients: CliClients, secretId: string): Promise<Abor
       RemoveFromVersionId: state.pending.versionId,
     }),
   );
-  if (state.overrides.emergency || state.overrides.forceFinish) {
-    await clients.sm.send(new UntagResourceCommand({ SecretId: state.arn, TagKeys: [TAG_EMERGENCY, TAG_FORCE_FINISH] }));
-  }
-  return { secret: state.name, abortedVersionId: state.pending.versionId, burntGeneration: state.pending.generation };
+  // Override tags go, whichever rotation they were bound to: none of them can apply any more. The
+  // one exception is an emergency revocation still owed by a completed rotation (the function
+  // completes it at its next invocation; see lambda/rotation/emergency.ts).
+  const owed = owedEmergencyRevocation(state.description);
+  const stale = OVERRIDE_TAGS.filter(
+    (key) => tagValue(state.description, key) !== undefined && !(key === TAG_EMERGENCY && owed),
+  );
+  if (stale.length > 0)
+    await clients.sm.send(new UntagResourceCommand({ SecretId: state.arn, TagKeys: stale }));
+  return {
+    secret: state.name,
+    abortedVersionId: state.pending.versionId,
+    burntGeneration: state.pending.generation,
+  };
 }

@@ -1,14 +1,16 @@
 /**
  * `converge finish <secret> --force`: promote a waiting rotation without the promotion gate.
- * The CLI tags the secret (`converge:force-finish`) and invokes the rotation function's re-drive,
- * so the promotion happens in one place (finishSecret), is logged there as FORCED, and the tag is
- * cleared when it completes.
+ * The CLI tags the secret (`converge:force-finish`, its value the waiting version's token) and
+ * invokes the rotation function's re-drive, so the promotion happens in one place (finishSecret)
+ * and is logged there as FORCED. The tag is removed when the command ends, whatever happened, and
+ * success is reported only when the function says it promoted and AWSCURRENT really moved.
  */
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import { TagResourceCommand, UntagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
+import { removeTagIfBoundTo } from './rotate';
 import { readSecretState } from './secret-state';
 
 export interface FinishResult {
@@ -19,29 +21,67 @@ export interface FinishResult {
 }
 
 /**
+ * @throws {@link ConvergeError} when nothing waits, the function fails, or it did not promote
+ * (the waiting rotation was aborted meanwhile, say)
+ *
  * @example
  * await finish(clients, 'orders-app', { force: true });
  */
-export async function finish(clients: CliClients, secretId: string, options: { force?: boolean }): Promise<FinishResult> {
+export async function finish(
+  clients: CliClients,
+  secretId: string,
+  options: { force?: boolean },
+): Promise<FinishResult> {
   if (!options.force) {
-    throw new ConvergeError('finish promotes without waiting for consumers; pass --force to confirm');
+    throw new ConvergeError(
+      'finish promotes without waiting for consumers; pass --force to confirm',
+    );
   }
   const state = await readSecretState(clients, secretId);
-  if (!state.pending) throw new ConvergeError(`no rotation of ${state.name} is waiting; nothing to finish`);
-  if (!state.rotationLambdaArn) throw new ConvergeError(`secret ${state.name} has no rotation function`);
-  await clients.sm.send(new TagResourceCommand({ SecretId: state.arn, Tags: [{ Key: TAG_FORCE_FINISH, Value: 'true' }] }));
-  const out = await clients.lambda.send(
-    new InvokeCommand({
-      FunctionName: state.rotationLambdaArn,
-      InvocationType: 'RequestResponse',
-      Payload: new TextEncoder().encode(JSON.stringify({ converge: 'redrive', SecretId: state.arn })),
+  if (!state.pending)
+    throw new ConvergeError(`no rotation of ${state.name} is waiting; nothing to finish`);
+  if (!state.rotationLambdaArn)
+    throw new ConvergeError(`secret ${state.name} has no rotation function`);
+  const token = state.pending.versionId;
+  await clients.sm.send(
+    new TagResourceCommand({
+      SecretId: state.arn,
+      Tags: [{ Key: TAG_FORCE_FINISH, Value: token }],
     }),
   );
-  if (out.FunctionError) {
-    // Leave no override behind when the promotion did not happen.
-    await clients.sm.send(new UntagResourceCommand({ SecretId: state.arn, TagKeys: [TAG_FORCE_FINISH] }));
-    const detail = out.Payload ? (JSON.parse(Buffer.from(out.Payload).toString('utf8')) as { errorType?: string; errorMessage?: string }) : {};
-    throw new ConvergeError(`the rotation function could not finish: ${detail.errorType ?? 'Error'}: ${detail.errorMessage ?? 'no detail'}`);
+  try {
+    const out = await clients.lambda.send(
+      new InvokeCommand({
+        FunctionName: state.rotationLambdaArn,
+        InvocationType: 'RequestResponse',
+        Payload: new TextEncoder().encode(
+          JSON.stringify({ converge: 'redrive', SecretId: state.arn }),
+        ),
+      }),
+    );
+    const payload = out.Payload
+      ? (JSON.parse(Buffer.from(out.Payload).toString('utf8')) as unknown)
+      : undefined;
+    if (out.FunctionError) {
+      const detail = (payload ?? {}) as { errorType?: string; errorMessage?: string };
+      throw new ConvergeError(
+        `the rotation function could not finish: ${detail.errorType ?? 'Error'}: ${detail.errorMessage ?? 'no detail'}`,
+      );
+    }
+    const after = await readSecretState(clients, state.arn);
+    if (payload !== 'promoted' || after.current?.versionId !== token) {
+      throw new ConvergeError(
+        `nothing was promoted: the rotation function answered ${JSON.stringify(payload)} and AWSCURRENT is version ` +
+          `${after.current?.versionId ?? '?'} (generation ${after.current?.generation ?? '?'}); see \`converge status ${state.name}\``,
+      );
+    }
+    return {
+      secret: state.name,
+      promotedVersionId: token,
+      generation: state.pending.generation,
+      forced: true,
+    };
+  } finally {
+    await removeTagIfBoundTo(clients, state.arn, TAG_FORCE_FINISH, token);
   }
-  return { secret: state.name, promotedVersionId: state.pending.versionId, generation: state.pending.generation, forced: true };
 }

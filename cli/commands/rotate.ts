@@ -1,9 +1,19 @@
 /**
  * `converge rotate <secret> [--emergency]`: a manual RotateSecret, exactly what
- * `aws secretsmanager rotate-secret` does, plus the emergency override tag when asked.
+ * `aws secretsmanager rotate-secret` does, plus the emergency override when asked.
+ *
+ * The CLI chooses the rotation's token and passes it as `ClientRequestToken`; the emergency tag's
+ * value is that token, so the override applies to this rotation only (lambda/rotation/overrides.ts).
+ * If RotateSecret fails, the tag is removed again before the command exits.
  */
-import { RotateSecretCommand, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
-import { TAG_EMERGENCY } from '../../lambda/rotation/overrides';
+import { randomUUID } from 'node:crypto';
+import {
+  DescribeSecretCommand,
+  RotateSecretCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { TAG_EMERGENCY, tagValue } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
 import { readSecretState } from './secret-state';
@@ -18,10 +28,16 @@ export interface RotateResult {
  * @example
  * const { versionId } = await rotate(clients, 'orders-app', { emergency: false });
  */
-export async function rotate(clients: CliClients, secretId: string, options: { emergency?: boolean } = {}): Promise<RotateResult> {
+export async function rotate(
+  clients: CliClients,
+  secretId: string,
+  options: { emergency?: boolean } = {},
+): Promise<RotateResult> {
   const state = await readSecretState(clients, secretId);
   if (!state.rotationLambdaArn) {
-    throw new ConvergeError(`secret ${state.name} has no rotation function: deploy the converge construct for it first`);
+    throw new ConvergeError(
+      `secret ${state.name} has no rotation function: deploy the converge construct for it first`,
+    );
   }
   if (state.pending) {
     throw new ConvergeError(
@@ -29,9 +45,47 @@ export async function rotate(clients: CliClients, secretId: string, options: { e
         'see `converge status`, then wait, `converge finish --force` or `converge abort`',
     );
   }
-  if (options.emergency) {
-    await clients.sm.send(new TagResourceCommand({ SecretId: state.arn, Tags: [{ Key: TAG_EMERGENCY, Value: 'true' }] }));
+  const token = randomUUID();
+  if (!options.emergency) {
+    const out = await clients.sm.send(
+      new RotateSecretCommand({ SecretId: state.arn, ClientRequestToken: token }),
+    );
+    return { secret: state.name, versionId: out.VersionId ?? token, emergency: false };
   }
-  const out = await clients.sm.send(new RotateSecretCommand({ SecretId: state.arn }));
-  return { secret: state.name, versionId: out.VersionId, emergency: options.emergency ?? false };
+  await clients.sm.send(
+    new TagResourceCommand({ SecretId: state.arn, Tags: [{ Key: TAG_EMERGENCY, Value: token }] }),
+  );
+  let started = false;
+  try {
+    const out = await clients.sm.send(
+      new RotateSecretCommand({ SecretId: state.arn, ClientRequestToken: token }),
+    );
+    started = true;
+    return { secret: state.name, versionId: out.VersionId ?? token, emergency: true };
+  } finally {
+    if (!started) await removeTagIfBoundTo(clients, state.arn, TAG_EMERGENCY, token);
+  }
+}
+
+/**
+ * Removes an override tag if it still names `token` (a newer rotation's tag is left alone).
+ * Errors are swallowed: the caller is already reporting a failure, and the tag is bound to a
+ * rotation that did not start, so it can never take effect.
+ *
+ * @example
+ * await removeTagIfBoundTo(clients, arn, TAG_FORCE_FINISH, token);
+ */
+export async function removeTagIfBoundTo(
+  clients: CliClients,
+  arn: string,
+  key: string,
+  token: string,
+): Promise<void> {
+  try {
+    const d = await clients.sm.send(new DescribeSecretCommand({ SecretId: arn }));
+    if (tagValue(d, key) === token)
+      await clients.sm.send(new UntagResourceCommand({ SecretId: arn, TagKeys: [key] }));
+  } catch {
+    /* see above */
+  }
 }

@@ -27,6 +27,7 @@ export interface SecretState {
   readonly previous?: VersionView;
   /** The waiting rotation: AWSPENDING on a version that is not AWSCURRENT. */
   readonly pending?: VersionView;
+  /** Overrides bound to the waiting rotation (none when nothing waits). */
   readonly overrides: Overrides;
   readonly description: DescribeSecretCommandOutput;
 }
@@ -50,7 +51,8 @@ export async function readSecretState(clients: CliClients, secretId: string): Pr
     current: withStage(AWSCURRENT),
     previous: withStage(AWSPREVIOUS),
     pending: pendingVersion,
-    overrides: readOverrides(description),
+    // Overrides count only when bound to the waiting rotation's token (see lambda/rotation/overrides.ts).
+    overrides: readOverrides(description, pendingVersion?.versionId ?? ''),
     description,
   };
 }

@@ -11,7 +11,7 @@ import { listSessions } from '../../lambda/rotation/gates/sessions';
 import { loadMaster } from '../../lambda/rotation/master-secret';
 import { readCurrent } from '../../lambda/rotation/secrets';
 import { ConfigurationError } from '../../lambda/shared/errors';
-import { DEFAULT_NAMESPACE, secretNameDimension } from '../../lambda/shared/metric-contract';
+import { DEFAULT_NAMESPACE, REVOCATION_STATISTICS, secretNameDimension } from '../../lambda/shared/metric-contract';
 import { withClient } from '../../lambda/shared/pg-connection';
 import { blastRadius, parseRegistry, type ConsumerMode, type ConsumerRegistration } from '../../lambda/shared/registry';
 import type { CliClients } from '../clients';
@@ -34,7 +34,8 @@ export interface ConsumerView {
   readonly name: string;
   readonly mode: ConsumerMode;
   readonly maxStalenessSeconds: number;
-  readonly state: 'ok' | 'stale' | 'silent' | 'unverified';
+  /** `ahead`: a process reports a generation newer than current that is not the pending one (see `decideRevocation`). */
+  readonly state: 'ok' | 'stale' | 'ahead' | 'silent' | 'unverified';
   /** Lowest generation reported in the freshness window. */
   readonly generation?: number;
   /** Seconds since the newest data point (fresh or not). */
@@ -45,6 +46,8 @@ export interface ConsumerView {
 export interface GateView {
   readonly verdict: 'admit' | 'hold' | 'not-applicable' | 'unknown';
   readonly requiredGeneration?: number;
+  /** Revocation: the generations accepted exactly (current, and pending while a rotation waits). */
+  readonly acceptedGenerations?: readonly number[];
   readonly reasons: readonly string[];
 }
 
@@ -74,22 +77,24 @@ export async function status(clients: CliClients, secretId: string, options: Sta
   let revocation: GateDecision | undefined;
   if (registry.length > 0) {
     try {
+      // One read for both gates, with the Maximum the revocation guard needs.
       const readout = await readGenerations(clients.cw, {
         namespace,
         secretName: secretNameDimension(state.name),
         consumers: registry,
         now,
         lookbackSeconds: 3600,
+        statistics: REVOCATION_STATISTICS,
       });
       if (state.pending?.generation !== undefined) promotion = decidePromotion(registry, readout, state.pending.generation);
-      revocation = decideRevocation(registry, readout, state.current?.generation ?? 0);
+      revocation = decideRevocation(registry, readout, { current: state.current?.generation ?? 0, pending: state.pending?.generation });
       for (const c of revocation.consumers) {
         const blocked = revocation.blocking.find((b) => b.consumer === c.consumer);
         consumers.push({
           name: c.consumer,
           mode: c.mode,
           maxStalenessSeconds: c.maxStalenessSeconds,
-          state: c.state === 'silent' ? 'silent' : blocked ? 'stale' : 'ok',
+          state: c.state === 'silent' ? 'silent' : blocked ? (blocked.reason === 'ahead' ? 'ahead' : 'stale') : 'ok',
           generation: c.generation,
           dataAgeSeconds: c.lastSeen ? Math.max(0, Math.round((now - c.lastSeen.timestamp) / 1000)) : undefined,
           lastSeenGeneration: c.lastSeen?.generation,
@@ -189,12 +194,16 @@ function revocationView(
   if (d) reasons.push(...d.blocking.map(reason));
   if (oldUser?.sessions) reasons.push(`${oldUser.sessions} open session(s) of "${oldUser.username}"`);
   const sessionsUnknown = oldUser?.sessions === undefined;
-  if (reasons.length > 0) return { verdict: 'hold', requiredGeneration: state.current?.generation, reasons };
+  const acceptedGenerations = d?.acceptedGenerations;
+  if (reasons.length > 0) return { verdict: 'hold', requiredGeneration: state.current?.generation, acceptedGenerations, reasons };
   return {
     verdict: sessionsUnknown ? 'unknown' : 'admit',
     requiredGeneration: state.current?.generation,
+    acceptedGenerations,
     reasons: [
-      registry.length === 0 ? 'no consumer is registered' : 'every consumer reports the current generation',
+      registry.length === 0
+        ? 'no consumer is registered'
+        : `every consumer reports the current generation${(acceptedGenerations?.length ?? 0) > 1 ? ' or the pending one' : ''}`,
       ...(sessionsUnknown ? [`sessions of "${oldUser?.username}" not checked (pass --sessions)`] : []),
     ],
   };
@@ -203,5 +212,8 @@ function revocationView(
 function reason(b: { consumer: string; reason: string; lastGeneration?: number }): string {
   if (b.reason === 'silent') return `${b.consumer}: silent (no fresh data${b.lastGeneration !== undefined ? `; last seen generation ${b.lastGeneration}` : ''})`;
   if (b.reason === 'stale') return `${b.consumer}: stale (reports generation ${b.lastGeneration})`;
+  if (b.reason === 'ahead') {
+    return `${b.consumer}: ahead (a process holds generation ${b.lastGeneration}, newer than current (an aborted rotation's credential))`;
+  }
   return `${b.consumer}: ${b.reason}`;
 }

@@ -3,7 +3,7 @@
  * local PostgreSQL speaks TLS that `verify-full` can really verify.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -30,7 +30,9 @@ export async function generateLocalTls(hosts: readonly string[] = ['localhost', 
   const notAfter = new Date(Date.now() + 24 * 3600_000);
   const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    name: 'CN=converge local CA',
+    // A name of its own per CA: bundles that hold several local CAs (one per server) must not have
+    // two issuers with the same name, or the verifier may try the wrong key.
+    name: `CN=converge local CA ${randomBytes(6).toString('hex')}`,
     keys: caKeys,
     notBefore,
     notAfter,

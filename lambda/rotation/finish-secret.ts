@@ -1,22 +1,37 @@
 /**
  * finishSecret: after the promotion gate admits it, move AWSCURRENT to this rotation's version
- * (Secrets Manager then labels the old version AWSPREVIOUS) and clear the operator override tags.
+ * (Secrets Manager then labels the old version AWSPREVIOUS).
+ *
+ * The gate may have waited for minutes, so the secret's stages are read again right before the move:
+ * the version is promoted only if it still carries AWSPENDING and AWSCURRENT is still where it was
+ * when the step started. An operator's `converge abort` (or anything else that moved a label) in the
+ * meantime stops the step with {@link RotationAbortedError}, changing nothing. A version that is
+ * already AWSCURRENT was promoted by a concurrent invocation for the same token (a re-drive racing
+ * Secrets Manager's retry): that is success, not failure.
+ *
+ * Override tags: force-finish is removed before the move; after an emergency rotation's move, the
+ * formerly current credential is revoked and then the emergency tag is removed (see emergency.ts).
  */
-import { UntagResourceCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeSecretCommand,
+  UpdateSecretVersionStageCommand,
+  type DescribeSecretCommandOutput,
+} from '@aws-sdk/client-secrets-manager';
 import { ROTATIONS_COMPLETED } from '../shared/metric-contract';
 import { AWSCURRENT } from '../shared/secret';
 import { awsCall } from './aws-call';
 import type { StepContext } from './context';
+import { revokeFormerlyCurrent } from './emergency';
+import { removeOverride } from './entry-checks';
 import { emitFunctionMetric } from './function-metrics';
-import { TAG_EMERGENCY, TAG_FORCE_FINISH } from './overrides';
+import { TAG_FORCE_FINISH } from './overrides';
 import { promotionGate } from './promotion-gate';
 import { readPending } from './secrets';
+import { currentVersion, stillPending } from './still-pending';
 
 export async function finishSecret(ctx: StepContext): Promise<void> {
   const pending = await readPending(ctx);
-  const currentVersion = Object.entries(ctx.description.VersionIdsToStages ?? {}).find(([, stages]) =>
-    stages.includes(AWSCURRENT),
-  )?.[0];
+  const startedFrom = currentVersion(ctx.description);
   if (ctx.overrides.forceFinish) {
     ctx.logger.warn('finishSecret: FORCED by operator override; the promotion gate is skipped', {
       override: TAG_FORCE_FINISH,
@@ -24,25 +39,57 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
     });
   }
   await promotionGate(ctx, pending);
-  await awsCall('UpdateSecretVersionStage', () =>
-    ctx.secretsManager.send(
-      new UpdateSecretVersionStageCommand({
-        SecretId: ctx.secretArn,
-        VersionStage: AWSCURRENT,
-        MoveToVersionId: ctx.token,
-        RemoveFromVersionId: currentVersion,
-      }),
-    ),
-  );
-  if (ctx.overrides.emergency || ctx.overrides.forceFinish) {
-    await awsCall('UntagResource', () =>
-      ctx.secretsManager.send(new UntagResourceCommand({ SecretId: ctx.secretArn, TagKeys: [TAG_EMERGENCY, TAG_FORCE_FINISH] })),
+
+  if ((await stillPending(ctx, pending.generation)) === 'promoted') {
+    ctx.logger.info(
+      'finishSecret: already promoted by a concurrent invocation for this token; nothing to do',
+      {
+        generation: pending.generation,
+      },
     );
+    await afterPromotion(ctx);
+    return;
+  }
+  if (ctx.overrides.forceFinish) await removeOverride(ctx, ctx.secretArn, TAG_FORCE_FINISH);
+
+  try {
+    await awsCall('UpdateSecretVersionStage', () =>
+      ctx.secretsManager.send(
+        new UpdateSecretVersionStageCommand({
+          SecretId: ctx.secretArn,
+          VersionStage: AWSCURRENT,
+          MoveToVersionId: ctx.token,
+          RemoveFromVersionId: startedFrom,
+        }),
+      ),
+    );
+  } catch (err) {
+    // Another invocation for the same token may have moved the label between our read and our move.
+    const after = await describe(ctx).catch(() => undefined);
+    if (!after?.VersionIdsToStages?.[ctx.token]?.includes(AWSCURRENT)) throw err;
+    ctx.logger.info(
+      'finishSecret: a concurrent invocation promoted this token first; nothing to do',
+      { generation: pending.generation },
+    );
+    await afterPromotion(ctx);
+    return;
   }
   emitFunctionMetric(ctx, ROTATIONS_COMPLETED, 1, 'Count');
   ctx.logger.info('finishSecret: promoted to AWSCURRENT', {
     username: pending.username,
     generation: pending.generation,
-    previousVersion: currentVersion,
+    previousVersion: startedFrom,
   });
+  await afterPromotion(ctx);
+}
+
+/** What an emergency rotation owes once its version is AWSCURRENT. */
+async function afterPromotion(ctx: StepContext): Promise<void> {
+  if (ctx.overrides.emergency) await revokeFormerlyCurrent(ctx, ctx.token);
+}
+
+async function describe(ctx: StepContext): Promise<DescribeSecretCommandOutput> {
+  return awsCall('DescribeSecret', () =>
+    ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: ctx.secretArn })),
+  );
 }

@@ -6,7 +6,7 @@
  */
 import { DIMENSION_SECRET } from '../shared/metric-contract';
 
-export type MetricUnit = 'None' | 'Count' | 'Seconds';
+export type MetricUnit = 'None' | 'Count' | 'Seconds' | 'Milliseconds';
 
 /** Anything that knows the metric namespace and the secret's name. */
 export interface MetricScope {

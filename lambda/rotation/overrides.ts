@@ -1,7 +1,13 @@
 /**
- * Per-rotation operator intent (DESIGN.md 4.7). Secrets Manager invokes the function with a fixed
- * event, so the CLI sets these tags on the secret before it calls RotateSecret; the steps read
- * them from DescribeSecret, log them loudly, and finishSecret clears them when it completes.
+ * Per-rotation operator intent. Secrets Manager invokes the function with a fixed event, so the
+ * CLI sets a tag on the secret before it starts or re-drives a rotation; the steps read it from
+ * DescribeSecret and log it loudly.
+ *
+ * Every override is bound to one rotation: the tag's **value is that rotation's token** (the CLI
+ * chooses the token and passes it to RotateSecret as `ClientRequestToken`), and a step honours the
+ * tag only when the value equals the token it runs for. A tag left behind by a failed call, a
+ * crashed invocation or an aborted rotation can therefore never change what a later rotation does;
+ * such tags are reported as stale and cleaned up.
  */
 import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
 
@@ -11,31 +17,71 @@ export const TAG_FORCE_FINISH = 'converge:force-finish';
 /** Highest generation ever issued for this secret: aborted rotations keep their number burnt. */
 export const TAG_GENERATION_HIGH_WATER = 'converge:generation';
 
+/** The override tag keys. */
+export const OVERRIDE_TAGS = [TAG_EMERGENCY, TAG_FORCE_FINISH] as const;
+
 export interface Overrides {
   /**
    * Suspected compromise: the revocation guard does not wait for consumers and terminates the old
-   * user's sessions.
+   * user's sessions, and after promotion the formerly current credential is revoked too.
    */
   readonly emergency: boolean;
   /** finishSecret promotes without waiting for the promotion gate. */
   readonly forceFinish: boolean;
 }
 
+/** An override tag whose value is not the token being run: ignored. */
+export interface StaleOverride {
+  readonly key: string;
+  readonly value: string;
+}
+
 /**
- * Reads the override tags (`"true"`, case-insensitive, turns one on).
+ * The overrides in force for the rotation `token`: a tag counts only when its value is `token`.
  *
  * @example
- * const { emergency } = readOverrides(await sm.send(new DescribeSecretCommand({ SecretId })));
+ * const { emergency } = readOverrides(await sm.send(new DescribeSecretCommand({ SecretId })), event.ClientRequestToken);
  */
-export function readOverrides(description: Pick<DescribeSecretCommandOutput, 'Tags'>): Overrides {
-  const tag = (key: string) =>
-    (description.Tags ?? []).some((t) => t.Key === key && (t.Value ?? '').toLowerCase() === 'true');
-  return { emergency: tag(TAG_EMERGENCY), forceFinish: tag(TAG_FORCE_FINISH) };
+export function readOverrides(
+  description: Pick<DescribeSecretCommandOutput, 'Tags'>,
+  token: string,
+): Overrides {
+  return {
+    emergency: tagValue(description, TAG_EMERGENCY) === token,
+    forceFinish: tagValue(description, TAG_FORCE_FINISH) === token,
+  };
+}
+
+/**
+ * Override tags present but bound to another rotation than `token` (or written the old way, as
+ * `true`): they are ignored, and worth a warning.
+ *
+ * @example
+ * for (const s of staleOverrides(description, token)) logger.warn('ignoring override', { ...s });
+ */
+export function staleOverrides(
+  description: Pick<DescribeSecretCommandOutput, 'Tags'>,
+  token: string,
+): StaleOverride[] {
+  return OVERRIDE_TAGS.flatMap((key) => {
+    const value = tagValue(description, key);
+    return value !== undefined && value !== token ? [{ key, value }] : [];
+  });
+}
+
+/** The value of tag `key`, or undefined. */
+export function tagValue(
+  description: Pick<DescribeSecretCommandOutput, 'Tags'>,
+  key: string,
+): string | undefined {
+  return (description.Tags ?? []).find((t) => t.Key === key)?.Value;
 }
 
 /** The generation high-water mark recorded in the tags, or 0. */
-export function readGenerationHighWater(description: Pick<DescribeSecretCommandOutput, 'Tags'>): number {
-  const value = (description.Tags ?? []).find((t) => t.Key === TAG_GENERATION_HIGH_WATER)?.Value;
+export function readGenerationHighWater(
+  description: Pick<DescribeSecretCommandOutput, 'Tags'>,
+): number {
+  const value = tagValue(description, TAG_GENERATION_HIGH_WATER);
   const n = Number(value);
   return value !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }

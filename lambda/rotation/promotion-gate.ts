@@ -8,9 +8,11 @@
  * an evaluation every `gate.pollSeconds`, for at most `min(gate.maxWaitSeconds, time left in the
  * invocation - GATE_SAFETY_MARGIN_MS)`. CloudWatch failing is "not converged" (fail closed). The
  * operator's force-finish override skips the gate; the skipped verdict is still logged loudly.
+ * After every pause it re-reads the secret's stages: an operator's abort ends the wait at once with
+ * RotationAbortedError, and a concurrent promotion of the same token ends it as done.
  */
 import { DescribeSecretCommand, type DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
-import { ConvergencePendingError, type StaleConsumer } from '../shared/errors';
+import { AwsCallError, ConvergencePendingError, type StaleConsumer } from '../shared/errors';
 import {
   CONVERGENCE_PENDING,
   GATE_WAIT_SECONDS,
@@ -25,6 +27,7 @@ import { emitFunctionMetric } from './function-metrics';
 import { decidePromotion, type GateDecision } from './gates/decision';
 import { consumerEvidence } from './gates/evidence';
 import { TAG_FORCE_FINISH } from './overrides';
+import { stillPending } from './still-pending';
 
 /**
  * Time kept back from the invocation's remaining time when bounding the wait: enough for a last
@@ -115,6 +118,13 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
       nextEvaluationInMs: Math.min(pollMs, left),
     });
     await ctx.clock.sleep(Math.min(pollMs, left));
+    // An operator may have aborted (or finished) the rotation while this invocation slept. A failed
+    // read is not a verdict: the wait goes on, and finishSecret reads the stages again before it moves.
+    const state = await stillPending(ctx, pending.generation).catch((err: unknown) => {
+      if (err instanceof AwsCallError) return 'unknown' as const;
+      throw err;
+    });
+    if (state === 'promoted') return;
   }
 
   emitFunctionMetric(scope, CONVERGENCE_PENDING, 1, 'Count');

@@ -1,37 +1,50 @@
 /**
- * Re-drive (DESIGN.md 4.4): when the gate's alarm reports that the fleet converged, EventBridge
- * invokes the function with `{ "converge": "redrive", "SecretId": arn }`. If a rotation is waiting
- * (a version labelled AWSPENDING that is not AWSCURRENT), it is completed for that token through
- * the normal entry checks, so completion never depends on Secrets Manager's retry budget.
+ * Re-drive: EventBridge invokes the function with `{ "converge": "redrive", "SecretId": arn }` when
+ * the gate's alarm returns to OK, and `converge finish --force` invokes it directly. If a rotation
+ * is waiting (a version labelled AWSPENDING that is not AWSCURRENT), it is completed for that token
+ * through the normal entry checks, so completion never depends on Secrets Manager's retry budget.
+ *
+ * A re-drive acts only on real consumer evidence: it first evaluates the promotion gate once,
+ * without waiting. If the fleet has not moved, it returns `held` at once (and reports the pending
+ * generation, which puts the gate's alarm back into ALARM), instead of starting a second gate that
+ * waits for minutes, counts a step failure and returns the alarm to OK when it stops emitting.
+ * A force-finish override bound to the waiting token skips the probe.
  *
  * The waiting version is re-tested before it is promoted: a rotation can be left pending by a
- * failed setSecret (the revocation guard blocked, the database was down) as well as by a held
- * finishSecret, and promoting a credential that does not log in would break every consumer.
- * testSecret is idempotent and read-only, so running it again costs one login.
+ * failed setSecret as well as by a held finishSecret, and promoting a credential that does not log
+ * in would break every consumer. testSecret is idempotent and read-only.
  */
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { ConvergencePendingError } from '../shared/errors';
+import {
+  ConvergencePendingError,
+  RotationAbortedError,
+  RotationStateError,
+} from '../shared/errors';
+import { PENDING_GENERATION, secretNameDimension } from '../shared/metric-contract';
 import { AWSCURRENT, AWSPENDING } from '../shared/secret';
 import { awsCall } from './aws-call';
 import type { RotationDependencies, RotationEvent } from './context';
+import { checkEntry } from './entry-checks';
+import { emitFunctionMetric } from './function-metrics';
+import { evaluatePromotion } from './promotion-gate';
+import { readPending } from './secrets';
 
 /**
  * - `promoted`: the waiting version was tested and finishSecret completed (or found it already done);
  * - `nothing-pending`: no version carries AWSPENDING without AWSCURRENT;
- * - `held`: the promotion gate waited its bound and still holds; the rotation stays pending.
+ * - `held`: the consumers have not moved; the rotation stays pending (nothing was changed);
+ * - `aborted`: the rotation was aborted or superseded while it was being completed (nothing was changed).
  *
- * `held` is returned rather than thrown on purpose. The gate has already emitted `ConvergencePending`
- * and `PendingGeneration` (and finishSecret's failure metric), so the hold is visible; the gate's
- * alarm goes back to OK when the waiting ends and re-drives again, which is the retry loop. A thrown
- * error would add Lambda's asynchronous retries on top, i.e. a second gate polling the same token
- * at the same time. Any other error (the re-test failed, Secrets Manager failed) is thrown.
+ * `held` and `aborted` are returned rather than thrown on purpose: neither is a failure of the
+ * function, and a thrown error would add Lambda's asynchronous retries on top.
  */
-export type RedriveOutcome = 'promoted' | 'nothing-pending' | 'held';
+export type RedriveOutcome = 'promoted' | 'nothing-pending' | 'held' | 'aborted';
 
 /**
- * Finds the waiting rotation of `secretId`, re-runs its testSecret, then its finishSecret.
+ * Finds the waiting rotation of `secretId`, checks the consumer evidence once, then re-runs its
+ * testSecret and finishSecret.
  *
- * @throws any error of testSecret or finishSecret other than the gate holding
+ * @throws any error of testSecret or finishSecret other than the gate holding or an abort
  *
  * @example
  * await redrive(deps, secretArn, (event) => runStep(deps, event));
@@ -54,11 +67,53 @@ export async function redrive(
     return 'nothing-pending';
   }
   const token = waiting[0];
-  logger.info('redrive: completing the waiting rotation (testSecret, then finishSecret)', { secretId: arn, token });
-  await runStep({ Step: 'testSecret', SecretId: arn, ClientRequestToken: token });
+  const finish: RotationEvent = { Step: 'finishSecret', SecretId: arn, ClientRequestToken: token };
+  const ctx = await checkEntry(deps, finish);
+  if (!ctx) return 'promoted';
+  if (!ctx.overrides.forceFinish) {
+    const pending = await readPending(ctx);
+    const probe = await evaluatePromotion(ctx, pending.generation);
+    if (!probe.admit) {
+      emitFunctionMetric(
+        {
+          config: ctx.config,
+          secretName: secretNameDimension(ctx.secretName),
+          clock: ctx.clock,
+          writeMetric: ctx.writeMetric,
+        },
+        PENDING_GENERATION,
+        pending.generation,
+        'None',
+      );
+      logger.info('redrive: the consumers have not moved; the rotation stays pending', {
+        secretId: arn,
+        token,
+        blocking: probe.blocking,
+        replicasNotInSync: probe.replicasNotInSync,
+        evaluationError: probe.error?.message,
+      });
+      return 'held';
+    }
+  }
+  logger.info('redrive: completing the waiting rotation (testSecret, then finishSecret)', {
+    secretId: arn,
+    token,
+  });
   try {
-    await runStep({ Step: 'finishSecret', SecretId: arn, ClientRequestToken: token });
+    await runStep({ Step: 'testSecret', SecretId: arn, ClientRequestToken: token });
+    await runStep(finish);
   } catch (err) {
+    if (
+      err instanceof RotationAbortedError ||
+      (err instanceof RotationStateError && !(await stillPending(deps, arn, token)))
+    ) {
+      logger.warn('redrive: the rotation was aborted meanwhile; nothing was promoted', {
+        secretId: arn,
+        token,
+        reason: (err as Error).message,
+      });
+      return 'aborted';
+    }
     if (!(err instanceof ConvergencePendingError)) throw err;
     logger.warn('redrive: the promotion gate still holds; the rotation stays pending', {
       secretId: arn,
@@ -70,4 +125,15 @@ export async function redrive(
   }
   logger.info('redrive: rotation completed', { secretId: arn, token });
   return 'promoted';
+}
+
+async function stillPending(
+  deps: RotationDependencies,
+  arn: string,
+  token: string,
+): Promise<boolean> {
+  const d = await awsCall('DescribeSecret', () =>
+    deps.secretsManager.send(new DescribeSecretCommand({ SecretId: arn })),
+  );
+  return d.VersionIdsToStages?.[token]?.includes(AWSPENDING) ?? false;
 }

@@ -1,111 +1,214 @@
 /**
- * Revocation guard (DESIGN.md 4.5): setSecret calls {@link revocationGuard} before the ALTER ROLE
- * that overwrites the password of an existing alternate user (the AWSPREVIOUS user). That ALTER
- * breaks every process still using the old password at its next connect, so it needs evidence:
+ * Revocation guard: setSecret calls {@link revocationGuard} to overwrite the password of an existing
+ * alternate user (the AWSPREVIOUS user). That change breaks every process still using the old
+ * password at its next connect, so it needs evidence that nothing does:
  *
- * (a) every registered consumer, of any mode, is fresh and reports a generation >= AWSCURRENT's
+ * (a) every registered consumer, of any mode, is fresh and reports the current generation
  *     (silence blocks: it cannot prove that the old credential is unused; CloudWatch failing
  *     blocks: fail closed), and
- * (b) pg_stat_activity shows no session of that user, in any database of the cluster.
+ * (b) no session of that user is open, on the server the master is connected to or on any other
+ *     member of the database (Aurora readers, read replicas).
  *
- * Otherwise it throws RevocationBlockedError naming what still holds the credential. An emergency
- * rotation (suspected compromise) does not wait: it logs what it overrides, terminates the user's
- * sessions and logs each terminated session (pid, application_name, client address).
+ * The order closes the race between the check and the change: consumers are checked first; then
+ * the user's LOGIN is taken away and committed (new connections are refused from then on); then the
+ * sessions are counted; then the password is set and LOGIN restored in one transaction. If the
+ * guard blocks, LOGIN is restored and {@link RevocationBlockedError} names what still holds the
+ * credential. A client that tries to log in with the old password in that short window is refused
+ * by design: the consumer evidence already said nobody uses it.
+ *
+ * An emergency rotation (suspected compromise) does not wait: it logs what it overrides, terminates
+ * the user's sessions everywhere and logs each one (pid, application_name, client address).
  */
 import type { Client } from 'pg';
 import { RevocationBlockedError, type StaleConsumer } from '../shared/errors';
+import { REVOCATION_WINDOW_MS, SESSIONS_TERMINATED } from '../shared/metric-contract';
 import type { DbSecret } from '../shared/secret';
 import type { StepContext } from './context';
+import { emitFunctionMetric } from './function-metrics';
 import { decideRevocation, type GateDecision } from './gates/decision';
 import { consumerEvidence } from './gates/evidence';
-import { listSessions, terminateSessions, type UserSession } from './gates/sessions';
+import type { ScopedSession, SessionScope } from './gates/session-scope';
 import { TAG_EMERGENCY } from './overrides';
+import { setLogin } from './roles';
 
 export interface RevocationGuardInput {
   /** The user whose password is about to be overwritten. */
   readonly username: string;
-  /** The AWSCURRENT secret (its generation is what every consumer must have reached). */
+  /** The AWSCURRENT secret (its generation is what every consumer must report). */
   readonly current: DbSecret;
-  /** A connection as the master role, on the secret's database. */
+  /** This rotation's AWSPENDING secret (a consumer already on it is fine). */
+  readonly pending?: DbSecret;
+  /** A master session on the secret's database. */
   readonly master: Client;
+  /** Where sessions of the user are looked for (the master's server and the other members). */
+  readonly sessions: SessionScope;
 }
 
 /** What the guard found (returned for logs and the CLI; the guard itself throws on a block). */
 export interface RevocationEvidence {
   readonly blocking: readonly StaleConsumer[];
-  readonly sessions: readonly UserSession[];
+  readonly sessions: readonly ScopedSession[];
   readonly decision?: GateDecision;
   readonly error?: Error;
 }
 
 /**
+ * Checks the evidence and, only when it allows, runs `change` (which sets the new password and
+ * LOGIN in one transaction) with the user's LOGIN taken away between the session count and the
+ * change.
+ *
  * @throws {@link RevocationBlockedError} when a consumer or a session may still use the user
  *
  * @example
- * await revocationGuard(ctx, { username: pending.username, current, master });
- * await setRolePassword(master, ...);
+ * await revocationGuard(ctx, { username, current, pending, master, sessions }, () => setRolePassword(master, ...));
  */
-export async function revocationGuard(ctx: StepContext, input: RevocationGuardInput): Promise<void> {
-  const { username, current, master } = input;
-  const evidence = await gatherRevocationEvidence(ctx, input);
+export async function revocationGuard(
+  ctx: StepContext,
+  input: RevocationGuardInput,
+  change: () => Promise<void>,
+): Promise<void> {
+  const { username, current } = input;
+  const emergency = ctx.overrides.emergency;
+  const consumers = await consumerGate(ctx, input);
 
-  if (ctx.overrides.emergency) {
-    ctx.logger.warn('REVOCATION GUARD OVERRIDDEN by emergency rotation: not waiting for consumers', {
-      override: TAG_EMERGENCY,
-      username,
-      currentGeneration: current.generation,
-      consumersNotMoved: evidence.blocking,
-      evaluationError: evidence.error?.message,
-      openSessions: evidence.sessions.length,
-    });
-    if (evidence.sessions.length > 0) {
-      const terminated = await terminateSessions(master, username);
-      ctx.logger.warn(`EMERGENCY: terminated ${terminated.length} session(s) of "${username}"`, {
+  if (!emergency && consumers.blocking.length > 0) {
+    // Nothing has been changed yet; the sessions are listed only to make the error complete.
+    const sessions = await input.sessions.list(username);
+    throw blocked(ctx, input, { ...consumers, sessions });
+  }
+  if (emergency) {
+    ctx.logger.warn(
+      'REVOCATION GUARD OVERRIDDEN by emergency rotation: not waiting for consumers',
+      {
+        override: TAG_EMERGENCY,
         username,
-        terminated: terminated.map((s) => ({
-          pid: s.pid,
-          applicationName: s.applicationName,
-          clientAddr: s.clientAddr,
-          database: s.database,
-          backendStart: s.backendStart,
-        })),
-      });
-    }
-    return;
+        currentGeneration: current.generation,
+        consumersNotMoved: consumers.blocking,
+        evaluationError: consumers.error?.message,
+      },
+    );
   }
 
-  if (evidence.blocking.length > 0 || evidence.sessions.length > 0) {
-    ctx.logger.warn('revocation guard: the previous user is still in use; not overwriting its password', {
+  const disabledAt = ctx.clock.now();
+  await setLogin(input.master, username, false);
+  let changed = false;
+  try {
+    const sessions = await input.sessions.list(username);
+    if (sessions.length > 0 && !emergency) throw blocked(ctx, input, { ...consumers, sessions });
+    if (sessions.length > 0)
+      await terminate(ctx, input, 'EMERGENCY: terminated sessions of the revoked user');
+    await change();
+    changed = true;
+  } finally {
+    if (!changed)
+      await setLogin(input.master, username, true).catch((err: unknown) => {
+        ctx.logger.error(
+          'could not restore LOGIN after the revocation guard stopped; the next attempt restores it',
+          {
+            username,
+            errorName: (err as Error).name,
+            errorMessage: (err as Error).message,
+          },
+        );
+      });
+  }
+  const windowMs = ctx.clock.now() - disabledAt;
+  emitFunctionMetric(ctx, REVOCATION_WINDOW_MS, windowMs, 'Milliseconds');
+  if (emergency) {
+    // A session that was half-way through authenticating when LOGIN went away may have survived.
+    await terminate(
+      ctx,
+      input,
+      'EMERGENCY: terminated sessions opened with the old password during the change',
+    );
+  }
+  ctx.logger.info(
+    'revocation guard: no consumer or session used the previous user; its password was replaced',
+    {
       username,
       currentGeneration: current.generation,
-      blocking: evidence.blocking,
-      sessions: evidence.sessions.map((s) => ({ pid: s.pid, applicationName: s.applicationName, clientAddr: s.clientAddr })),
-      evaluationError: evidence.error?.message,
-    });
-    throw new RevocationBlockedError(username, evidence.blocking, evidence.sessions.length, {
-      cause: evidence.error,
-      sessionDetails: evidence.sessions,
-    });
-  }
-  ctx.logger.info('revocation guard: no consumer or session uses the previous user', {
-    username,
-    currentGeneration: current.generation,
-    consumers: evidence.decision?.consumers.length ?? 0,
-  });
+      consumers: consumers.decision?.consumers.length ?? 0,
+      loginDisabledMs: windowMs,
+    },
+  );
 }
 
 /**
- * Collects both kinds of evidence without deciding. CloudWatch failures become `unverified`
- * consumers (with the error attached); database failures throw.
+ * Collects both kinds of evidence without deciding or changing anything. CloudWatch failures become
+ * `unverified` consumers (with the error attached); database failures throw.
  *
  * @example
- * const { blocking, sessions } = await gatherRevocationEvidence(ctx, { username, current, master });
+ * const { blocking, sessions } = await gatherRevocationEvidence(ctx, { username, current, master, sessions });
  */
-export async function gatherRevocationEvidence(ctx: StepContext, input: RevocationGuardInput): Promise<RevocationEvidence> {
+export async function gatherRevocationEvidence(
+  ctx: StepContext,
+  input: RevocationGuardInput,
+): Promise<RevocationEvidence> {
+  const consumers = await consumerGate(ctx, input);
+  return { ...consumers, sessions: await input.sessions.list(input.username) };
+}
+
+async function consumerGate(
+  ctx: StepContext,
+  input: RevocationGuardInput,
+): Promise<Omit<RevocationEvidence, 'sessions'>> {
   const registry = ctx.config.consumers;
-  const { decision, blocking, error } = await consumerEvidence(ctx, registry, (readout) =>
-    decideRevocation(registry, readout, input.current.generation),
+  const { decision, blocking, error } = await consumerEvidence(
+    ctx,
+    registry,
+    (readout) =>
+      decideRevocation(registry, readout, {
+        current: input.current.generation,
+        pending: input.pending?.generation,
+      }),
+    { statistics: ['Minimum', 'Maximum'] },
   );
-  const sessions = await listSessions(input.master, input.username);
-  return { blocking, sessions, decision, error };
+  return { blocking, decision, error };
+}
+
+function blocked(
+  ctx: StepContext,
+  input: RevocationGuardInput,
+  evidence: RevocationEvidence,
+): RevocationBlockedError {
+  ctx.logger.warn(
+    'revocation guard: the previous user is still in use; not overwriting its password',
+    {
+      username: input.username,
+      currentGeneration: input.current.generation,
+      blocking: evidence.blocking,
+      sessions: evidence.sessions.map(describeSession),
+      evaluationError: evidence.error?.message,
+    },
+  );
+  return new RevocationBlockedError(input.username, evidence.blocking, evidence.sessions.length, {
+    cause: evidence.error,
+    sessionDetails: evidence.sessions,
+  });
+}
+
+async function terminate(
+  ctx: StepContext,
+  input: RevocationGuardInput,
+  message: string,
+): Promise<void> {
+  const terminated = await input.sessions.terminate(input.username);
+  if (terminated.length === 0) return;
+  emitFunctionMetric(ctx, SESSIONS_TERMINATED, terminated.length, 'Count');
+  ctx.logger.warn(`${message} (${terminated.length})`, {
+    username: input.username,
+    terminated: terminated.map(describeSession),
+  });
+}
+
+/** What a log line says about a session: never its query text. */
+export function describeSession(s: ScopedSession) {
+  return {
+    pid: s.pid,
+    member: s.member,
+    applicationName: s.applicationName,
+    clientAddr: s.clientAddr,
+    database: s.database,
+    backendStart: s.backendStart,
+  };
 }

@@ -13,7 +13,7 @@ import { resolveRdsEndpoint } from './master-secret';
 export async function readCurrent(ctx: Pick<StepContext, 'secretsManager' | 'rds' | 'secretArn'>): Promise<DbSecret> {
   const text = await getSecretString(ctx.secretsManager, { SecretId: ctx.secretArn, VersionStage: AWSCURRENT });
   if (text === undefined) throw new InvalidSecretError(`secret ${ctx.secretArn} has no AWSCURRENT value`);
-  return withHost(ctx, parseSecret(text, 'AWSCURRENT secret'));
+  return resolveHost(ctx, parseSecret(text, 'AWSCURRENT secret'));
 }
 
 /** The AWSPENDING value of this rotation's token, or undefined when createSecret has not stored it. */
@@ -23,7 +23,7 @@ export async function readPendingIfAny(ctx: StepContext): Promise<DbSecret | und
     VersionId: ctx.token,
     VersionStage: AWSPENDING,
   });
-  return text === undefined ? undefined : withHost(ctx, parseSecret(text, 'AWSPENDING secret'));
+  return text === undefined ? undefined : resolveHost(ctx, parseSecret(text, 'AWSPENDING secret'));
 }
 
 /** The AWSPENDING value of this rotation's token. @throws {@link RotationStateError} when absent */
@@ -40,7 +40,13 @@ export function targetOf(secret: DbSecret): ConnectionTarget {
   return { host: secret.host, port: secret.port, dbname: secret.dbname, ssl: secret.ssl };
 }
 
-async function withHost(ctx: Pick<StepContext, 'rds'>, secret: DbSecret): Promise<DbSecret> {
+/**
+ * The secret with its host filled in from RDS when it names an instance or cluster instead.
+ *
+ * @example
+ * const secret = await resolveHost(ctx, parseSecret(text));
+ */
+export async function resolveHost(ctx: Pick<StepContext, 'rds'>, secret: DbSecret): Promise<DbSecret> {
   if (secret.host) return secret;
   const endpoint = await resolveRdsEndpoint(ctx.rds, {
     instance: secret.dbInstanceIdentifier,

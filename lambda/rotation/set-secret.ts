@@ -1,16 +1,34 @@
 /**
  * setSecret: make the pending credential work in the database, as the master role. Creates the
- * alternate role on first use, otherwise changes its password after the revocation guard agrees
- * that nothing still uses it.
+ * alternate role on first use; otherwise, once the revocation guard agrees that nothing still uses
+ * it, changes its password.
+ *
+ * Before anything changes: the pending secret must be the alternate of the current one on the same
+ * database, master and TLS mode; an existing alternate role must be no more privileged than the
+ * current user, not the master, and provably converge's pair of the current user; with `ownerRole`,
+ * the owner role must exist and reach what the login users can. The current user itself is never
+ * changed.
  */
-import { AuthenticationFailedError, ConfusedDeputyError } from '../shared/errors';
-import { openClient, withClient } from '../shared/pg-connection';
+import {
+  AuthenticationFailedError,
+  ConfusedDeputyError,
+  DatabaseOperationError,
+} from '../shared/errors';
+import { openClient } from '../shared/pg-connection';
 import { alternateUsername, type DbSecret } from '../shared/secret';
+import { connectionOptions, withMasterSession } from './connections';
 import type { StepContext } from './context';
-import { terminateSessions } from './gates/sessions';
+import { sessionScopeFor } from './gates/session-scope';
 import { loadMaster } from './master-secret';
+import { checkOwnerRole } from './owner-role';
 import { revocationGuard } from './revocation-guard';
-import { assertNotMorePrivileged, createAlternateRole, findRole, setRolePassword } from './roles';
+import {
+  assertNotMorePrivileged,
+  assertPairEvidence,
+  createAlternateRole,
+  findRole,
+  setRolePassword,
+} from './roles';
 import { readCurrent, readPending, targetOf } from './secrets';
 
 export async function setSecret(ctx: StepContext): Promise<void> {
@@ -18,44 +36,82 @@ export async function setSecret(ctx: StepContext): Promise<void> {
   const pending = await readPending(ctx);
   assertSameIdentityPair(current, pending);
   if (await logsIn(ctx, pending)) {
-    ctx.logger.info('setSecret: the pending credential already logs in; nothing to do', { username: pending.username });
+    ctx.logger.info('setSecret: the pending credential already logs in; nothing to do', {
+      username: pending.username,
+    });
     return;
   }
   const master = await loadMaster(ctx, current);
-  await withClient(master.target, master.credential, connectionOptions(ctx), async (c) => {
+  await withMasterSession(ctx, master, async (c) => {
+    const currentRole = await findRole(c, current.username);
+    if (!currentRole) {
+      throw new DatabaseOperationError(
+        `the current user "${current.username}" does not exist in the database; nothing was changed`,
+      );
+    }
     const existing = await findRole(c, pending.username);
     if (existing) {
-      assertNotMorePrivileged(existing, await findRole(c, current.username), master.credential.username);
-      await revocationGuard(ctx, { username: pending.username, current, master: c });
-      await setRolePassword(c, { role: pending.username, password: pending.password, ownerRole: pending.ownerRole, current: current.username });
-      if (ctx.overrides.emergency) {
-        // A new password does not end sessions opened with the old one; a client that reconnected
-        // between the guard's termination and the ALTER would otherwise keep the suspect credential.
-        const late = await terminateSessions(c, pending.username);
-        if (late.length > 0) {
-          ctx.logger.warn('EMERGENCY: terminated sessions opened with the old password during the change', {
-            username: pending.username,
-            sessions: late.map((x) => ({ pid: x.pid, applicationName: x.applicationName, clientAddr: x.clientAddr })),
-          });
-        }
-      }
-      ctx.logger.info('setSecret: changed the password of the alternate user', { username: pending.username, generation: pending.generation });
-    } else {
-      await createAlternateRole(c, {
+      assertNotMorePrivileged(existing, currentRole, master.credential.username);
+      await assertPairEvidence(c, {
+        alternate: existing,
+        current: currentRole,
+        explicitPair: current.alternateUsername !== undefined,
+      });
+    }
+    if (pending.ownerRole) {
+      await checkOwnerRole(c, {
+        owner: pending.ownerRole,
+        current: currentRole,
+        alternate: existing,
+        master: master.credential.username,
+      });
+    }
+    if (!existing) {
+      const { skippedSettings } = await createAlternateRole(c, {
         alternate: pending.username,
         current: current.username,
         password: pending.password,
-        dbname: current.dbname,
         ownerRole: pending.ownerRole,
       });
-      ctx.logger.info('setSecret: created the alternate user', { username: pending.username, generation: pending.generation });
+      if (skippedSettings.length > 0) {
+        ctx.logger.warn(
+          'setSecret: per-role settings the master may not set were not copied to the alternate user; a superuser must copy them',
+          {
+            username: pending.username,
+            from: current.username,
+            settings: skippedSettings,
+          },
+        );
+      }
+      ctx.logger.info('setSecret: created the alternate user', {
+        username: pending.username,
+        generation: pending.generation,
+      });
+      return;
     }
+    const sessions = await sessionScopeFor(ctx, c, master, current);
+    await revocationGuard(
+      ctx,
+      { username: pending.username, current, pending, master: c, sessions },
+      () =>
+        setRolePassword(c, {
+          role: existing,
+          password: pending.password,
+          ownerRole: pending.ownerRole,
+          current: current.username,
+        }),
+    );
+    ctx.logger.info('setSecret: changed the password of the alternate user', {
+      username: pending.username,
+      generation: pending.generation,
+    });
   });
 }
 
 /**
  * The pending secret must describe the alternate user of the current one on the same database,
- * with the same master; anything else could make the master change an unrelated role.
+ * with the same master and TLS mode; anything else could make the master change an unrelated role,
+ * or test the new credential over a weaker connection.
  */
 function assertSameIdentityPair(current: DbSecret, pending: DbSecret): void {
   const expected = alternateUsername(current);
@@ -64,9 +120,11 @@ function assertSameIdentityPair(current: DbSecret, pending: DbSecret): void {
       `AWSPENDING user "${pending.username}" is not the alternate of AWSCURRENT user "${current.username}" (expected "${expected}")`,
     );
   }
-  for (const field of ['host', 'port', 'dbname', 'masterarn'] as const) {
+  for (const field of ['host', 'port', 'dbname', 'masterarn', 'ssl'] as const) {
     if (pending[field] !== current[field]) {
-      throw new ConfusedDeputyError(`AWSPENDING field "${field}" differs from AWSCURRENT; refusing to act on another database`);
+      throw new ConfusedDeputyError(
+        `AWSPENDING field "${field}" differs from AWSCURRENT; refusing to act on another database or a weaker TLS mode`,
+      );
     }
   }
 }
@@ -80,13 +138,4 @@ async function logsIn(ctx: StepContext, secret: DbSecret): Promise<boolean> {
     if (err instanceof AuthenticationFailedError) return false;
     throw err;
   }
-}
-
-export function connectionOptions(ctx: StepContext) {
-  return {
-    caBundlePath: ctx.config.caBundlePath,
-    connectTimeoutMs: ctx.config.connectTimeoutMs,
-    statementTimeoutMs: ctx.config.statementTimeoutMs,
-    applicationName: 'converge-rotation',
-  };
 }

@@ -9,11 +9,11 @@
  */
 import { PrivilegeMismatchError } from '../shared/errors';
 import { withClient } from '../shared/pg-connection';
+import { connectionOptions, masterConnectionOptions } from './connections';
 import type { StepContext } from './context';
 import { loadMaster } from './master-secret';
 import { missingMemberships } from './roles';
 import { readCurrent, readPendingIfAny, targetOf } from './secrets';
-import { connectionOptions } from './set-secret';
 
 export async function testSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);
@@ -27,7 +27,9 @@ export async function testSecret(ctx: StepContext): Promise<void> {
     });
     return;
   }
-  const missing = await withClient(targetOf(pending), pending, connectionOptions(ctx), async (c) => {
+  // The pending user's session gets the pinned search path too: the membership check below must
+  // read the catalog, not a look-alike function the user created.
+  const missing = await withClient(targetOf(pending), pending, masterConnectionOptions(ctx), async (c) => {
     await c.query('SELECT 1');
     return missingMemberships(c, current.username);
   });

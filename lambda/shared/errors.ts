@@ -129,15 +129,18 @@ export interface StaleConsumer {
   readonly consumer: string;
   /**
    * `stale`: the lowest generation the consumer reported in its freshness window (the laggard);
+   * `ahead`: the highest generation a process reported in its freshness window that is newer than
+   * AWSCURRENT's and not this rotation's pending one (an aborted rotation's burnt credential);
    * `silent`: the generation of its newest data point before it went silent, or undefined when it
    * never reported within the read window; `unverified`: undefined.
    */
   readonly lastGeneration?: number;
   /**
-   * Why it blocks: reporting an older generation, silent (no fresh data points), or unverified
-   * (CloudWatch could not be read, so nothing is known: the gates fail closed).
+   * Why it blocks: reporting an older generation, a process ahead of the current generation on a
+   * credential no rotation stands behind (revocation guard only), silent (no fresh data points), or
+   * unverified (CloudWatch could not be read, so nothing is known: the gates fail closed).
    */
-  readonly reason: 'stale' | 'silent' | 'unverified';
+  readonly reason: 'stale' | 'ahead' | 'silent' | 'unverified';
 }
 
 /**
@@ -176,14 +179,16 @@ export class RevocationBlockedError extends ConvergeError {
     public readonly username: string,
     public readonly blocking: readonly StaleConsumer[],
     public readonly sessions: number,
-    options?: { cause?: unknown; sessionDetails?: readonly { pid: number; applicationName: string }[] },
+    options?: { cause?: unknown; sessionDetails?: readonly { pid: number; applicationName: string; member?: string }[] },
   ) {
     const parts: string[] = [];
     if (blocking.length > 0) {
-      parts.push(`consumers still on an older generation: ${blocking.map(describeStale).join(', ')}`);
+      parts.push(`consumers not proven off that user (on another generation than the current one, silent, or unverified): ${blocking.map(describeStale).join(', ')}`);
     }
     if (sessions > 0) {
-      const details = (options?.sessionDetails ?? []).slice(0, 5).map((d) => `pid ${d.pid} ${JSON.stringify(d.applicationName)}`);
+      const details = (options?.sessionDetails ?? [])
+        .slice(0, 5)
+        .map((d) => `pid ${d.pid} ${JSON.stringify(d.applicationName)}${d.member && d.member !== 'primary' ? ` on ${d.member}` : ''}`);
       const more = sessions > details.length && details.length > 0 ? ', ...' : '';
       parts.push(
         `${sessions} open session(s) of that user in pg_stat_activity` + (details.length > 0 ? ` (${details.join(', ')}${more})` : ''),
@@ -261,6 +266,8 @@ function describeStale(s: StaleConsumer): string {
         : `${s.consumer} (silent: no fresh data points; last seen on generation ${s.lastGeneration})`;
     case 'unverified':
       return `${s.consumer} (unverified: CloudWatch could not be read)`;
+    case 'ahead':
+      return `${s.consumer} (a process holds generation ${s.lastGeneration}, newer than current (an aborted rotation's credential))`;
     default:
       return `${s.consumer} (last reported generation ${s.lastGeneration})`;
   }

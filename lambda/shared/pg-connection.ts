@@ -59,7 +59,19 @@ export interface ConnectionOptions {
    * @default 'converge'
    */
   readonly applicationName?: string;
+  /**
+   * Pin the session's `search_path` to `pg_catalog, pg_temp` from the first statement on (a startup
+   * option, which outranks every per-role and per-database setting). Every session that runs as the
+   * master sets it: names in its SQL then resolve only to the system catalog, never to a function,
+   * operator or relation that a rotated (untrusted) user created in a schema it can write.
+   *
+   * @default false
+   */
+  readonly pinCatalogSearchPath?: boolean;
 }
+
+/** The startup option that {@link ConnectionOptions.pinCatalogSearchPath} sends. */
+export const CATALOG_SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pg_temp';
 
 const caCache = new Map<string, Buffer>();
 
@@ -121,6 +133,7 @@ export function pgConfig(
     statement_timeout: statementTimeout,
     query_timeout: statementTimeout + 1_000,
     application_name: options.applicationName ?? 'converge',
+    ...(options.pinCatalogSearchPath ? { options: CATALOG_SEARCH_PATH_OPTION } : {}),
   };
 }
 

@@ -9,7 +9,7 @@
  * can add a Secrets Manager VPC endpoint, and adds the convergence gate's alarms and re-drive.
  */
 import { join } from 'node:path';
-import { Duration, Fn, Stack, Token } from 'aws-cdk-lib';
+import { Aws, Duration, Fn, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -243,7 +243,9 @@ export interface ConvergeRotationProps extends ConvergeRotationOptions {
   /**
    * The database: an `rds.DatabaseInstance` or `DatabaseCluster` (new or imported) or anything
    * connectable. The function's security group is allowed to its port, and for RDS databases the
-   * function may describe exactly this one (to resolve hosts of RDS-managed master secrets).
+   * function may describe this one (to resolve hosts of RDS-managed master secrets) and the DB
+   * instances of the account and region (the revocation guard checks sessions on the database's
+   * readers and read replicas, and reads their endpoints; it connects only to those).
    */
   readonly database: ec2.IConnectable;
   /**
@@ -582,6 +584,22 @@ export class ConvergeRotation extends Construct {
           resources: [rdsArn.arn],
         }),
       );
+      // The revocation guard checks sessions on every reader and read replica too
+      // (lambda/rotation/gates/members.ts): it describes each one by identifier for its endpoint.
+      // Those identifiers are not known here (readers and replicas are added after deployment, by
+      // Aurora auto scaling for one), so the grant covers the instances of this account and region.
+      addStatement(
+        new iam.PolicyStatement({
+          sid: 'DescribeDatabaseMembers',
+          actions: ['rds:DescribeDBInstances'],
+          resources: [DATABASE_MEMBERS_ARN],
+        }),
+      );
+      Validations.of(this.role).acknowledge({
+        id: DATABASE_MEMBERS_FINDING,
+        reason:
+          "rds:DescribeDBInstances on the DB instances of this account and region: the revocation guard reads the endpoints of the database's readers and read replicas, whose identifiers are not known when the stack is synthesized.",
+      });
     }
 
     // Customer-managed keys, only through Secrets Manager in this region. Written as identity
@@ -632,6 +650,16 @@ function useKeyThroughSecretsManager(
     },
   });
 }
+
+/**
+ * Every DB instance of the stack's account and region, written with the pseudo parameters (also in a
+ * stack with an environment) so the cdk-nag finding it raises has one fixed id.
+ */
+const DATABASE_MEMBERS_ARN = `arn:${Aws.PARTITION}:rds:${Aws.REGION}:${Aws.ACCOUNT_ID}:db:*`;
+
+/** The cdk-nag finding of {@link DATABASE_MEMBERS_ARN}, acknowledged on the execution role. */
+const DATABASE_MEMBERS_FINDING =
+  'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:db:*]';
 
 /** The describe action and ARN of an RDS instance or cluster, or undefined for another database. */
 function rdsDatabaseArn(database: ec2.IConnectable): { action: string; arn: string } | undefined {

@@ -47,6 +47,30 @@ const STAR_ALLOWED = new Set<string>([
   'xray:PutTelemetryRecords',
 ]);
 
+/**
+ * The revocation guard's describe of the database's readers and replicas (lambda/rotation/gates/members.ts):
+ * their identifiers are unknown at synthesis, so the instances of the account and region.
+ */
+const DESCRIBE_DATABASE_MEMBERS = {
+  Sid: 'DescribeDatabaseMembers',
+  Effect: 'Allow',
+  Action: 'rds:DescribeDBInstances',
+  Resource: {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':rds:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':db:*',
+      ],
+    ],
+  },
+};
+
 function asArray<T>(v: T | T[]): T[] {
   return Array.isArray(v) ? v : [v];
 }
@@ -367,6 +391,7 @@ describe('ConvergeRotation', () => {
                 ],
               },
             },
+            DESCRIBE_DATABASE_MEMBERS,
           ],
         },
       });
@@ -444,7 +469,7 @@ describe('ConvergeRotation', () => {
       });
     });
 
-    test('an Aurora cluster is described by its own ARN only', () => {
+    test('an Aurora cluster is described by its own ARN, its instances within the account and region', () => {
       // GIVEN
       const cluster = rds.DatabaseCluster.fromDatabaseClusterAttributes(stack, 'Cluster', {
         clusterIdentifier: 'orders-cluster',
@@ -474,6 +499,7 @@ describe('ConvergeRotation', () => {
                 ],
               },
             },
+            DESCRIBE_DATABASE_MEMBERS,
           ]),
         },
       });

@@ -10,15 +10,36 @@
  */
 import { RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { installSecretsManagerModel, type SecretsManagerStub } from '../../cli/local/install';
-import { secretFields, type LocalPostgres, type ProvisionedDatabase } from '../../cli/local/postgres';
+import {
+  secretFields,
+  type LocalPostgres,
+  type ProvisionedDatabase,
+} from '../../cli/local/postgres';
 import { SecretsManagerModel } from '../../cli/local/secrets-manager-model';
-import { createRotationHandler, loadConfig, type RotationConfig, type RotationDependencies, type Step } from '../../lambda/rotation';
-import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, parseSecret, type DbSecret } from '../../lambda/shared/secret';
+import {
+  createRotationHandler,
+  loadConfig,
+  type RotationConfig,
+  type RotationDependencies,
+  type Step,
+} from '../../lambda/rotation';
+import {
+  AWSCURRENT,
+  AWSPENDING,
+  AWSPREVIOUS,
+  parseSecret,
+  type DbSecret,
+} from '../../lambda/shared/secret';
 import { freshDatabase, uniqueTag } from './database';
 
 let shared: { model: SecretsManagerModel; sm: SecretsManagerStub } | undefined;
 
-/** The test file's one Secrets Manager model, installed on first use. */
+/**
+ * The test file's one Secrets Manager model, installed on first use.
+ *
+ * @example
+ * const { model } = localSecretsManager();
+ */
 export function localSecretsManager(): { model: SecretsManagerModel; sm: SecretsManagerStub } {
   if (!shared) {
     const model = new SecretsManagerModel();
@@ -42,8 +63,15 @@ export interface RotationHarnessOptions {
   readonly env?: Record<string, string>;
   /** Other injected dependencies (cloudWatch client, clock, logger...). */
   readonly deps?: Partial<RotationDependencies>;
-  /** Server to use. @default the shared TLS server */
+  /** Server to use. @default the shared TLS server of this file's major */
   readonly server?: LocalPostgres;
+  /**
+   * Who creates the application role: the master (default) or the superuser, which on PostgreSQL 16+
+   * leaves the master without ADMIN OPTION on it (see provisionDatabase in cli/local/postgres.ts).
+   *
+   * @default 'master'
+   */
+  readonly appCreatedBy?: 'master' | 'superuser';
 }
 
 export interface RotationHarness {
@@ -55,12 +83,22 @@ export interface RotationHarness {
   readonly lambdaArn: string;
   readonly config: RotationConfig;
   readonly handler: ReturnType<typeof createRotationHandler>;
-  /** RotateSecret through the SDK, then waits for the four steps; rejects with the step's error. */
-  rotate(): Promise<string>;
+  /**
+   * RotateSecret through the SDK (with `token` as ClientRequestToken when given, as the CLI does),
+   * then waits for the four steps; rejects with the step's error.
+   */
+  rotate(options?: { token?: string }): Promise<string>;
   /** Stages an AWSPENDING placeholder (what RotateSecret does first) and returns its token. */
   begin(): string;
   /** Runs one step through the handler. */
   step(step: Step, token: string): Promise<void>;
+  /** The token of the waiting rotation (AWSPENDING on a version that is not AWSCURRENT). */
+  pendingToken(): string;
+  /**
+   * What Secrets Manager's retry of a rotation stopped in setSecret does: setSecret, testSecret and
+   * finishSecret again for the waiting token.
+   */
+  retry(): Promise<void>;
   /** Parsed secret at a stage. */
   secret(stage?: string): DbSecret;
   current(): DbSecret;
@@ -68,13 +106,29 @@ export interface RotationHarness {
   passwords(): string[];
 }
 
-export async function createRotationHarness(options: RotationHarnessOptions): Promise<RotationHarness> {
+/**
+ * Sets up a rotation end to end on a fresh database of this file's PostgreSQL major.
+ *
+ * @example
+ * const h = await createRotationHarness({ prefix: 'legacy', appCreatedBy: 'superuser' });
+ * await h.rotate();
+ */
+export async function createRotationHarness(
+  options: RotationHarnessOptions,
+): Promise<RotationHarness> {
   const { model, sm } = localSecretsManager();
-  const db = await freshDatabase(options.prefix, { appUsername: options.appUsername, server: options.server });
+  const db = await freshDatabase(options.prefix, {
+    appUsername: options.appUsername,
+    server: options.server,
+    appCreatedBy: options.appCreatedBy,
+  });
   const tag = uniqueTag();
   const master = model.createSecret({
     Name: `${options.prefix}-master-${tag}`,
-    SecretString: JSON.stringify({ ...secretFields(db.server, db).master, ...options.masterFields }),
+    SecretString: JSON.stringify({
+      ...secretFields(db.server, db).master,
+      ...options.masterFields,
+    }),
   });
   const app = model.createSecret({
     Name: `${options.prefix}-app-${tag}`,
@@ -103,8 +157,10 @@ export async function createRotationHarness(options: RotationHarnessOptions): Pr
     lambdaArn,
     config,
     handler,
-    async rotate() {
-      const out = await client.send(new RotateSecretCommand({ SecretId: secretArn }));
+    async rotate(rotateOptions = {}) {
+      const out = await client.send(
+        new RotateSecretCommand({ SecretId: secretArn, ClientRequestToken: rotateOptions.token }),
+      );
       const record = await model.rotationSettled(secretArn);
       if (record?.error) throw record.error;
       return out.VersionId!;
@@ -113,8 +169,22 @@ export async function createRotationHarness(options: RotationHarnessOptions): Pr
     async step(step, token) {
       await handler({ Step: step, SecretId: secretArn, ClientRequestToken: token });
     },
+    pendingToken() {
+      const waiting = Object.entries(model.snapshot(secretArn)).find(
+        ([, v]) => v.stages.includes(AWSPENDING) && !v.stages.includes(AWSCURRENT),
+      );
+      if (!waiting) throw new Error(`no rotation of ${secretArn} is waiting`);
+      return waiting[0];
+    },
+    async retry() {
+      const token = harness.pendingToken();
+      for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const)
+        await harness.step(step, token);
+    },
     secret(stage = AWSCURRENT) {
-      return parseSecret(model.getSecretValue({ SecretId: secretArn, VersionStage: stage }).SecretString);
+      return parseSecret(
+        model.getSecretValue({ SecretId: secretArn, VersionStage: stage }).SecretString,
+      );
     },
     current: () => harness.secret(AWSCURRENT),
     passwords() {

@@ -1,15 +1,17 @@
 /**
- * Reads `LoadedGeneration` for a set of registered consumers from CloudWatch: one GetMetricData call
- * for up to 500 consumers (see `buildGenerationQuery`), NextToken pages followed within a bound,
- * every call bounded in time. Any failure is an AwsCallError: callers treat it as "not converged".
+ * Reads `LoadedGeneration` for a set of registered consumers from CloudWatch: each consumer at the
+ * period that fits its own maxStalenessSeconds, in one GetMetricData call for up to 500 consumers
+ * reading the Minimum (250 reading Minimum and Maximum) whose data fits one call (see
+ * `buildGenerationQuery`), NextToken pages followed within a bound, every call bounded in time. Any
+ * failure is an AwsCallError: callers treat it as "not converged".
  */
 import { GetMetricDataCommand, type CloudWatchClient, type GetMetricDataCommandOutput } from '@aws-sdk/client-cloudwatch';
 import { AwsCallError } from '../../shared/errors';
 import {
   MAX_GET_METRIC_DATA_PAGES,
-  REPORT_PERIOD_SECONDS,
   buildGenerationQuery,
   collectGenerationResults,
+  type GenerationStatistic,
 } from '../../shared/metric-contract';
 import type { ConsumerRegistration } from '../../shared/registry';
 import { awsCall } from '../aws-call';
@@ -30,6 +32,13 @@ export interface ReadGenerationsInput {
    * maxStalenessSeconds extends it.
    */
   readonly lookbackSeconds: number;
+  /**
+   * Statistics read per bucket: the revocation guard passes `REVOCATION_STATISTICS` (Minimum and
+   * Maximum, two queries per consumer).
+   *
+   * @default PROMOTION_STATISTICS (Minimum only, one query per consumer)
+   */
+  readonly statistics?: readonly GenerationStatistic[];
   /** @default GET_METRIC_DATA_TIMEOUT_MS */
   readonly callTimeoutMs?: number;
 }
@@ -38,6 +47,8 @@ export interface ReadGenerationsInput {
 export interface CostedReadout extends GenerationReadout {
   /** GetMetricData calls made (pages included). */
   readonly calls: number;
+  /** GetMetricData requests the read was split into (see `buildGenerationQuery`); pages not counted. */
+  readonly requests: number;
   /** MetricDataQuery structures sent, summed over calls (what GetMetricData is billed by). */
   readonly queries: number;
   /** Data points returned. */
@@ -50,16 +61,16 @@ export interface CostedReadout extends GenerationReadout {
  *
  * @example
  * const readout = await readGenerations(cloudWatch, { namespace, secretName, consumers, now: clock.now(), lookbackSeconds: 900 });
+ * const guard = await readGenerations(cloudWatch, { ...input, statistics: REVOCATION_STATISTICS });
  */
 export async function readGenerations(cloudWatch: CloudWatchClient, input: ReadGenerationsInput): Promise<CostedReadout> {
-  const windowSeconds = Math.max(input.lookbackSeconds, ...input.consumers.map((c) => c.maxStalenessSeconds));
   const query = buildGenerationQuery({
     namespace: input.namespace,
     secretName: input.secretName,
-    consumers: input.consumers.map((c) => c.name),
+    consumers: input.consumers,
     now: input.now,
-    windowSeconds,
-    minStalenessSeconds: Math.min(REPORT_PERIOD_SECONDS, ...input.consumers.map((c) => c.maxStalenessSeconds)),
+    lookbackSeconds: input.lookbackSeconds,
+    statistics: input.statistics,
   });
   const pages: GetMetricDataCommandOutput[] = [];
   let calls = 0;
@@ -89,5 +100,14 @@ export async function readGenerations(cloudWatch: CloudWatchClient, input: ReadG
     throw new AwsCallError('GetMetricData', (err as Error).message, { cause: err });
   }
   const datapoints = [...series.values()].reduce((n, s) => n + s.length, 0);
-  return { series, period: query.period, now: input.now, calls, queries, datapoints };
+  return {
+    series,
+    periods: query.periodByConsumer,
+    statistics: query.statistics,
+    now: input.now,
+    calls,
+    requests: query.requests.length,
+    queries,
+    datapoints,
+  };
 }

@@ -32,9 +32,9 @@ export const TERMINATE_ROUNDS = 3;
 export async function listSessions(master: Client, username: string): Promise<UserSession[]> {
   try {
     const r = await master.query<{ pid: number; application_name: string | null; client_addr: string | null; datname: string | null; backend_start: Date | null }>(
-      `SELECT pid, application_name, host(client_addr) AS client_addr, datname, backend_start
-         FROM pg_stat_activity
-        WHERE usename = $1 AND pid <> pg_backend_pid()
+      `SELECT pid, application_name, pg_catalog.host(client_addr) AS client_addr, datname, backend_start
+         FROM pg_catalog.pg_stat_activity
+        WHERE usename = $1::pg_catalog.name AND pid <> pg_catalog.pg_backend_pid()
         ORDER BY pid`,
       [username],
     );
@@ -72,7 +72,7 @@ export async function terminateSessions(master: Client, username: string): Promi
     if (sessions.length === 0) return terminated;
     for (const s of sessions) {
       try {
-        const sql = waits ? 'SELECT pg_terminate_backend($1::int, $2::bigint) AS ok' : 'SELECT pg_terminate_backend($1::int) AS ok';
+        const sql = waits ? 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4, $2::pg_catalog.int8) AS ok' : 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4) AS ok';
         await master.query(sql, waits ? [s.pid, TERMINATE_WAIT_MS] : [s.pid]);
         terminated.push(s);
       } catch (err) {
@@ -96,6 +96,6 @@ export async function terminateSessions(master: Client, username: string): Promi
 }
 
 async function supportsTerminateTimeout(master: Client): Promise<boolean> {
-  const r = await master.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const r = await master.query<{ v: string }>("SELECT pg_catalog.current_setting('server_version_num') AS v");
   return Number(r.rows[0]?.v) >= 140000;
 }

@@ -109,10 +109,12 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     expect(early).toBe('held');
     expect(stages(h)).toEqual(after);
 
-    // Prepare: the worker adopts; time passes with both reporting the new generation
+    // Prepare: the worker adopts; time passes with both reporting the new generation until the old
+    // reports have left the 60-second freshness window (a re-drive acts on the evidence present when
+    // it runs: it does not wait)
     clock.onSleep = undefined;
     await worker.pool.refreshNow();
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 8; i++) {
       clock.advance(20_000);
       await Promise.all([api.reporter.report(), worker.reporter.report()]);
     }

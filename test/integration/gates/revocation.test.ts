@@ -1,14 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { GetMetricDataCommand, InternalServiceFault } from '@aws-sdk/client-cloudwatch';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
+import { sessionScope } from '../../../lambda/rotation/gates/session-scope';
 import { TAG_EMERGENCY } from '../../../lambda/rotation/overrides';
 import { revocationGuard } from '../../../lambda/rotation/revocation-guard';
+import { setLogin } from '../../../lambda/rotation/roles';
 import { AuthenticationFailedError, AwsCallError, RevocationBlockedError } from '../../../lambda/shared/errors';
 import { openClient } from '../../../lambda/shared/pg-connection';
 import type { DbSecret } from '../../../lambda/shared/secret';
 import { capturedOutput, clearCapturedOutput, expectNoSecretsInOutput } from '../../support/captured-output';
 import { freshDatabase } from '../../support/database';
-import { AWSPENDING, AWSPREVIOUS, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
+import { AWSPREVIOUS, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
 import { FakeClock, gateConfig, registry, stepContext } from '../../unit/gates/gate-fixtures';
 import { RestartOnlyConsumer, VirtualClock, gateEnv } from './fleet';
 
@@ -19,10 +22,6 @@ async function logIn(h: RotationHarness, s: DbSecret): Promise<string> {
   } finally {
     await c.end();
   }
-}
-
-function pendingToken(h: RotationHarness): string {
-  return Object.entries(h.model.snapshot(h.secretArn)).find(([, v]) => v.stages.includes(AWSPENDING) && !v.stages.includes('AWSCURRENT'))![0];
 }
 
 /** Logger records (pretty-printed JSON) whose message contains `text`. */
@@ -108,8 +107,7 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     await legacy.start();
     await runFor(legacy, 140);
     // Act: the rotation is retried with the same token (what Secrets Manager's retry does)
-    const token = pendingToken(h);
-    for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await h.step(step, token);
+    await h.retry();
     // Assess
     expect(h.current().generation).toBe(2);
     expect(h.current().username).toBe(original.username);
@@ -121,10 +119,11 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     // Prepare: suspected compromise while legacy-batch still holds the previous user (generation 1)
     await runFor(legacy, 20);
     const pid = (await legacy.client!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-    h.model.tagResource({ SecretId: h.secretArn, Tags: [{ Key: TAG_EMERGENCY, Value: 'true' }] });
+    const emergencyToken = randomUUID();
+    h.model.tagResource({ SecretId: h.secretArn, Tags: [{ Key: TAG_EMERGENCY, Value: emergencyToken }] });
     clearCapturedOutput();
     // Act
-    await h.rotate();
+    await h.rotate({ token: emergencyToken });
     // Assess: its session was terminated and logged; the old password no longer works
     expect(h.current().generation).toBe(3);
     expect(h.current().username).toBe(onPrevious.username);
@@ -162,8 +161,7 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     );
     // Act: the script ends; the same rotation retried now proceeds
     await stray.close();
-    const token = pendingToken(h);
-    for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await h.step(step, token);
+    await h.retry();
     // Assess
     expect(h.current().username).toBe(original.username);
     expect(h.current().generation).toBe(2);
@@ -177,11 +175,17 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     });
     cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
     const config = gateConfig(registry([['api', 'live'], ['nightly', 'scheduled', 3600]]));
-    const input = { username: db.app.username, current: { generation: 3 } as DbSecret, master };
+    const input = { username: db.app.username, current: { generation: 3 } as DbSecret, master, sessions: sessionScope(master) };
+    let changed = 0;
+    const change = async () => {
+      changed++;
+      await setLogin(master, db.app.username, true);
+    };
     try {
       // Act
-      const err = await revocationGuard(stepContext({ config, clock: new FakeClock() }), input).catch((e: unknown) => e);
-      const emergency = revocationGuard(stepContext({ config, clock: new FakeClock(), overrides: { emergency: true } }), input);
+      const err = await revocationGuard(stepContext({ config, clock: new FakeClock() }), input, change).catch((e: unknown) => e);
+      const changesWhenBlocked = changed;
+      const emergency = revocationGuard(stepContext({ config, clock: new FakeClock(), overrides: { emergency: true } }), input, change);
       // Assess
       expect(err).toBeInstanceOf(RevocationBlockedError);
       expect((err as RevocationBlockedError).blocking).toEqual([
@@ -190,7 +194,9 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
       ]);
       expect((err as RevocationBlockedError).sessions).toBe(0);
       expect((err as Error).cause).toBeInstanceOf(AwsCallError);
+      expect(changesWhenBlocked).toBe(0);
       await expect(emergency).resolves.toBeUndefined();
+      expect(changed).toBe(1);
     } finally {
       await master.end();
     }

@@ -1,7 +1,11 @@
 import { openClient } from '../../../lambda/shared/pg-connection';
 import type { DbSecret } from '../../../lambda/shared/secret';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
-import { AWSPREVIOUS, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
+import {
+  AWSPREVIOUS,
+  createRotationHarness,
+  type RotationHarness,
+} from '../../support/rotation-harness';
 
 async function canLogIn(h: RotationHarness, s: DbSecret): Promise<string> {
   const c = await openClient({ host: s.host, port: s.port, dbname: s.dbname, ssl: s.ssl }, s, {
@@ -64,16 +68,27 @@ describe('Rotation: alternating users against real PostgreSQL', () => {
       rows = after;
       seen.push(current.username);
     }
-    expect(seen).toEqual([original.username, `${original.username}_clone`, original.username, `${original.username}_clone`]);
+    expect(seen).toEqual([
+      original.username,
+      `${original.username}_clone`,
+      original.username,
+      `${original.username}_clone`,
+    ]);
   });
 
   it('keeps unknown fields of the secret across rotations', async () => {
     // Prepare
-    const withExtra = await createRotationHarness({ prefix: 'extra', secretFields: { proxyEndpoint: 'proxy.internal', team: 'orders' } });
+    const withExtra = await createRotationHarness({
+      prefix: 'extra',
+      secretFields: { proxyEndpoint: 'proxy.internal', team: 'orders' },
+    });
     // Act
     await withExtra.rotate();
     // Assess
-    expect(withExtra.current().fields).toMatchObject({ proxyEndpoint: 'proxy.internal', team: 'orders' });
+    expect(withExtra.current().fields).toMatchObject({
+      proxyEndpoint: 'proxy.internal',
+      team: 'orders',
+    });
     errors.push(...[]);
     expectNoSecretsInOutput(withExtra.passwords());
   });
@@ -82,8 +97,15 @@ describe('Rotation: alternating users against real PostgreSQL', () => {
     // Act
     const current = h.current();
     const { asSuperuser } = await import('../../support/database');
-    const stored = await asSuperuser(h.db.dbname, async (c) =>
-      (await c.query<{ p: string }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [current.username])).rows[0].p,
+    const stored = await asSuperuser(
+      h.db.dbname,
+      async (c) =>
+        (
+          await c.query<{ p: string }>(
+            'SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1',
+            [current.username],
+          )
+        ).rows[0].p,
     );
     // Assess
     expect(stored).toMatch(/^SCRAM-SHA-256\$4096:/);
@@ -97,20 +119,33 @@ describe('Rotation: enabling rotation without rotating now (RotateImmediately=fa
     const h = await createRotationHarness({ prefix: 'cfg' });
     const before = h.current();
     // Act: what `rotateImmediatelyOnUpdate: false` makes Secrets Manager do
-    h.model.rotateSecret({ SecretId: h.secretArn, RotationLambdaARN: h.lambdaArn, RotateImmediately: false });
+    h.model.rotateSecret({
+      SecretId: h.secretArn,
+      RotationLambdaARN: h.lambdaArn,
+      RotateImmediately: false,
+    });
     const record = await h.model.rotationSettled(h.secretArn);
     // Assess
     expect(record?.error).toBeUndefined();
     expect(record?.steps.map((s) => s.step)).toEqual(['testSecret']);
     expect(h.current()).toEqual(before);
-    expect(Object.values(h.model.snapshot(h.secretArn)).some((v) => v.stages.includes('AWSPENDING'))).toBe(false);
+    expect(
+      Object.values(h.model.snapshot(h.secretArn)).some((v) => v.stages.includes('AWSPENDING')),
+    ).toBe(false);
   });
 
   it('fails the configuration test with a typed error when the master secret is unusable', async () => {
     // Prepare
-    const h = await createRotationHarness({ prefix: 'cfgbad', masterFields: { password: undefined } });
+    const h = await createRotationHarness({
+      prefix: 'cfgbad',
+      masterFields: { password: undefined },
+    });
     // Act
-    h.model.rotateSecret({ SecretId: h.secretArn, RotationLambdaARN: h.lambdaArn, RotateImmediately: false });
+    h.model.rotateSecret({
+      SecretId: h.secretArn,
+      RotationLambdaARN: h.lambdaArn,
+      RotateImmediately: false,
+    });
     const record = await h.model.rotationSettled(h.secretArn);
     // Assess
     expect(record?.error?.name).toBe('MasterSecretError');

@@ -1,13 +1,33 @@
 import { decidePromotion, decideRevocation, unverifiedConsumers, type GenerationReadout } from '../../../lambda/rotation/gates/decision';
-import type { GenerationDatapoint } from '../../../lambda/shared/metric-contract';
+import { REVOCATION_STATISTICS, type GenerationDatapoint } from '../../../lambda/shared/metric-contract';
 import { T0, registry } from './gate-fixtures';
 
-function readout(data: Record<string, [number, number][]>, now = T0 + 10_000): GenerationReadout {
+const EVERYONE = ['api', 'worker', 'nightly', 'legacy', 'job'];
+
+/**
+ * A readout of buckets `[ageMs, minimum]` or `[ageMs, minimum, maximum]` per consumer, every
+ * consumer read at 60 s; with a maximum anywhere, the readout carries Minimum and Maximum.
+ */
+function readout(data: Record<string, ([number, number] | [number, number, number])[]>, now = T0 + 10_000): GenerationReadout {
   const series = new Map<string, GenerationDatapoint[]>();
+  let withMaximum = false;
   for (const [consumer, points] of Object.entries(data)) {
-    series.set(consumer, points.map(([ageMs, minimum]) => ({ timestamp: T0 - ageMs, minimum })));
+    series.set(
+      consumer,
+      points.map(([ageMs, minimum, maximum]) => {
+        withMaximum ||= maximum !== undefined;
+        return maximum === undefined ? { timestamp: T0 - ageMs, minimum } : { timestamp: T0 - ageMs, minimum, maximum };
+      }),
+    );
   }
-  return { series, period: 60, now };
+  return { series, periods: new Map(EVERYONE.map((c) => [c, 60])), statistics: withMaximum ? REVOCATION_STATISTICS : ['Minimum'], now };
+}
+
+/** The guard's readout: every bucket with its Maximum (equal to the Minimum unless given). */
+function guardReadout(data: Record<string, ([number, number] | [number, number, number])[]>): GenerationReadout {
+  const r = readout(data);
+  const series = new Map([...r.series].map(([c, points]) => [c, points.map((p) => ({ ...p, maximum: p.maximum ?? p.minimum }))]));
+  return { ...r, series, statistics: REVOCATION_STATISTICS };
 }
 
 describe('Function: decidePromotion', () => {
@@ -56,7 +76,7 @@ describe('Function: decidePromotion', () => {
 });
 
 describe('Function: decideRevocation', () => {
-  it('requires every mode to be fresh and at least on the current generation', () => {
+  it('requires every mode to be fresh and not behind the current generation', () => {
     // Prepare
     const consumers = registry([
       ['api', 'live'],
@@ -64,21 +84,60 @@ describe('Function: decideRevocation', () => {
       ['legacy', 'restart-only'],
     ]);
     // Act
-    const d = decideRevocation(consumers, readout({ api: [[0, 6]], nightly: [[7_200_000, 4]], legacy: [[0, 5]] }), 5);
+    const d = decideRevocation(consumers, guardReadout({ api: [[0, 6]], nightly: [[7_200_000, 4]], legacy: [[0, 5]] }), { current: 5, pending: 6 });
     // Assess: the job ran two hours ago on generation 4 (inside its one-day window)
     expect(d.blocking).toEqual([{ consumer: 'nightly', reason: 'stale', lastGeneration: 4 }]);
   });
 
   it('blocks on a silent consumer of any mode (silence does not prove the old credential is unused)', () => {
     // Act
-    const d = decideRevocation(registry([['legacy', 'restart-only'], ['job', 'scheduled', 3600]]), readout({ legacy: [[0, 5]] }), 5);
+    const d = decideRevocation(registry([['legacy', 'restart-only'], ['job', 'scheduled', 3600]]), guardReadout({ legacy: [[0, 5]] }), { current: 5 });
     // Assess
     expect(d.blocking).toEqual([{ consumer: 'job', reason: 'silent', lastGeneration: undefined }]);
   });
 
-  it('admits when every consumer moved', () => {
+  it('admits when every consumer reports exactly the current generation', () => {
+    // Act
+    const d = decideRevocation(registry([['legacy', 'restart-only'], ['api', 'live']]), guardReadout({ legacy: [[0, 5]], api: [[0, 5], [60_000, 5]] }), { current: 5 });
+    // Assess
+    expect(d).toMatchObject({ admit: true, blocking: [], requiredGeneration: 5, acceptedGenerations: [5] });
+  });
+
+  it('admits a live consumer whose processes are split between current and this rotation\'s pending generation', () => {
+    // Act
+    const d = decideRevocation(registry([['api', 'live'], ['legacy', 'restart-only']]), guardReadout({ api: [[0, 5, 6], [60_000, 6]], legacy: [[0, 5]] }), {
+      current: 5,
+      pending: 6,
+    });
+    // Assess
+    expect(d).toMatchObject({ admit: true, acceptedGenerations: [5, 6] });
+  });
+
+  it('blocks a consumer whose processes are split between current and a burnt generation, naming the generation ahead', () => {
+    // Prepare: generation 6 was an aborted rotation's; one process still holds it, the others are on 5
+    const consumers = registry([['api', 'live'], ['legacy', 'restart-only']]);
+    // Act
+    const d = decideRevocation(consumers, guardReadout({ api: [[0, 5, 6], [60_000, 5]], legacy: [[0, 5]] }), { current: 5 });
+    // Assess
+    expect(d.admit).toBe(false);
+    expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+  });
+
+  it('blocks a consumer on a burnt generation between current and this rotation\'s pending one', () => {
+    // Act: current 5, generation 6 aborted, this rotation stages 7; every process of api holds 6
+    const d = decideRevocation(registry([['api', 'live']]), guardReadout({ api: [[0, 6]] }), { current: 5, pending: 7 });
+    // Assess
+    expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+  });
+
+  it('refuses a readout without the Maximum (a process ahead would be invisible)', () => {
     // Act / Assess
-    expect(decideRevocation(registry([['legacy', 'restart-only']]), readout({ legacy: [[0, 5]] }), 5).admit).toBe(true);
+    expect(() => decideRevocation(registry([['api', 'live']]), readout({ api: [[0, 5]] }), { current: 5 })).toThrow(/needs each bucket's Maximum/);
+  });
+
+  it('refuses to judge a consumer the readout did not read', () => {
+    // Act / Assess
+    expect(() => decideRevocation(registry([['ghost', 'live']]), guardReadout({}), { current: 5 })).toThrow(/no period for consumer "ghost"/);
   });
 });
 

@@ -4,12 +4,14 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
 import { GATE_SAFETY_MARGIN_MS, promotionGate } from '../../../lambda/rotation/promotion-gate';
-import { AwsCallError, ConvergencePendingError } from '../../../lambda/shared/errors';
+import { AwsCallError, ConvergencePendingError, RotationAbortedError } from '../../../lambda/shared/errors';
 import type { DbSecret } from '../../../lambda/shared/secret';
 import { capturedOutput, clearCapturedOutput } from '../../support/captured-output';
 import { FakeClock, SECRET_NAME, T0, emfRecords, gateConfig, registry, report, stepContext } from './gate-fixtures';
 
 const pending = { generation: 5, username: 'app_clone' } as DbSecret;
+/** The stages stepContext's rotation (token tok-2) starts from. */
+const WAITING = { 'tok-1': ['AWSCURRENT'], 'tok-2': ['AWSPENDING'] };
 
 describe('Function: promotionGate', () => {
   let clock: FakeClock;
@@ -32,6 +34,7 @@ describe('Function: promotionGate', () => {
     cw.reset();
     wireCloudWatch(cw, model);
     sm.reset();
+    sm.on(DescribeSecretCommand).resolves({ $metadata: {}, VersionIdsToStages: WAITING });
     clearCapturedOutput();
   });
 
@@ -158,14 +161,58 @@ describe('Function: promotionGate', () => {
     // Prepare
     const config = gateConfig(registry([['api', 'live']]), { maxWaitSeconds: 60, pollSeconds: 20 });
     report(model, 'api', 5, T0);
-    const replication = (status: StatusType) => ({ $metadata: {}, ReplicationStatus: [{ Region: 'eu-west-1', Status: status }] });
+    const replication = (status: StatusType) => ({
+      $metadata: {},
+      VersionIdsToStages: WAITING,
+      ReplicationStatus: [{ Region: 'eu-west-1', Status: status }],
+    });
     sm.on(DescribeSecretCommand).resolvesOnce(replication('InProgress')).resolves(replication('InSync'));
     const ctx = stepContext({ config, clock, description: { ReplicationStatus: [{ Region: 'eu-west-1', Status: 'InProgress' }] } });
     // Act
     await promotionGate(ctx, pending);
-    // Assess
-    expect(sm).toHaveReceivedCommandTimes(DescribeSecretCommand, 2);
+    // Assess: evaluation, the stage re-check after the pause, evaluation
+    expect(sm).toHaveReceivedCommandTimes(DescribeSecretCommand, 3);
     expect(clock.slept).toEqual([20_000]);
+  });
+
+  it('stops waiting with RotationAbortedError, changing nothing, when the rotation is aborted while it sleeps', async () => {
+    // Prepare: the consumer lags; during the first pause an operator removes AWSPENDING
+    const config = gateConfig(registry([['api', 'live', 60]]), { pollSeconds: 20, maxWaitSeconds: 600 });
+    report(model, 'api', 4, T0);
+    clock.onSleep = () => {
+      sm.on(DescribeSecretCommand).resolves({ $metadata: {}, VersionIdsToStages: { 'tok-1': ['AWSCURRENT'], 'tok-2': [] } });
+    };
+    // Act
+    const err = await promotionGate(stepContext({ config, clock }), pending).catch((e: unknown) => e);
+    // Assess: it did not wait out its 600 s bound
+    expect(err).toBeInstanceOf(RotationAbortedError);
+    expect((err as Error).message).toContain('lost AWSPENDING');
+    expect(clock.slept).toEqual([20_000]);
+  });
+
+  it('ends the wait as done when a concurrent invocation promoted the same token', async () => {
+    // Prepare
+    const config = gateConfig(registry([['api', 'live', 60]]), { pollSeconds: 20, maxWaitSeconds: 600 });
+    report(model, 'api', 4, T0);
+    clock.onSleep = () => {
+      sm.on(DescribeSecretCommand).resolves({ $metadata: {}, VersionIdsToStages: { 'tok-1': ['AWSPREVIOUS'], 'tok-2': ['AWSCURRENT'] } });
+    };
+    // Act
+    await promotionGate(stepContext({ config, clock }), pending);
+    // Assess
+    expect(clock.slept).toEqual([20_000]);
+  });
+
+  it('keeps waiting when re-reading the stages fails (the read is not a verdict)', async () => {
+    // Prepare: the consumer moves after the first pause; the stage re-check fails once
+    const config = gateConfig(registry([['api', 'live', 60]]), { pollSeconds: 20, maxWaitSeconds: 600 });
+    report(model, 'api', 4, T0 - 120_000);
+    sm.on(DescribeSecretCommand).rejectsOnce(new Error('ThrottlingException')).resolves({ $metadata: {}, VersionIdsToStages: WAITING });
+    clock.onSleep = (now) => report(model, 'api', 5, now);
+    // Act
+    await promotionGate(stepContext({ config, clock }), pending);
+    // Assess
+    expect(clock.slept.length).toBeGreaterThanOrEqual(1);
   });
 
   it('names the replica in the error when replication never gets InSync', async () => {

@@ -1,0 +1,145 @@
+/**
+ * Operator overrides never outlive the command that set them, and `finish --force` never reports a
+ * promotion that did not happen. Through `runCli` with the local Secrets Manager, CloudWatch and
+ * Lambda models and the real rotation handler.
+ */
+import { InvokeCommand } from '@aws-sdk/client-lambda';
+import { RotateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
+import { installCloudWatchModel, wireSecretsManager } from '../../cli/local/install';
+import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
+import { TAG_EMERGENCY, TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
+import { expectNoSecretsInOutput } from '../support/captured-output';
+import { cli } from '../support/probes';
+import {
+  AWSPENDING,
+  createRotationHarness,
+  type RotationHarness,
+} from '../support/rotation-harness';
+
+const cwStub = installCloudWatchModel(new CloudWatchModel());
+const lambda = new LambdaModel();
+const lambdaStub = installLambdaModel(lambda);
+const harnesses: RotationHarness[] = [];
+
+afterAll(() => {
+  cwStub.restore();
+  lambdaStub.restore();
+  expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()));
+});
+
+/** A rotation held by a live consumer that never reports (the gate does not wait). */
+async function held(
+  prefix: string,
+  handler?: (h: RotationHarness, event: unknown) => Promise<unknown>,
+): Promise<{ h: RotationHarness; token: string }> {
+  const env = {
+    CONVERGE_CONSUMERS: JSON.stringify([{ name: 'ghost', mode: 'live', maxStalenessSeconds: 60 }]),
+    CONVERGE_GATE_MAX_WAIT_SECONDS: '0',
+  };
+  const h = await createRotationHarness({ prefix, env });
+  harnesses.push(h);
+  lambda.register(h.lambdaArn, (e) => (handler ? handler(h, e) : h.handler(e as never)), env);
+  await expect(h.rotate()).rejects.toThrow(/ghost \(silent/);
+  const token = Object.entries(h.model.snapshot(h.secretArn)).find(([, v]) =>
+    v.stages.includes(AWSPENDING),
+  )![0];
+  return { h, token };
+}
+
+function tag(h: RotationHarness, key: string): string | undefined {
+  return h.model.describeSecret({ SecretId: h.secretArn }).Tags?.find((t) => t.Key === key)?.Value;
+}
+
+describe('CLI: overrides are bound to one rotation and cleaned up', () => {
+  it('rotate --emergency binds the tag to the rotation it starts (the tag value is its token)', async () => {
+    // Prepare
+    const h = await createRotationHarness({ prefix: 'ovem' });
+    harnesses.push(h);
+    const seen: (string | undefined)[] = [];
+    const original = h.model.rotateSecret.bind(h.model);
+    const spy = jest.spyOn(h.model, 'rotateSecret').mockImplementation((input) => {
+      seen.push(tag(h, TAG_EMERGENCY));
+      return original(input);
+    });
+    try {
+      // Act
+      const r = await cli('rotate', h.secretArn, '--emergency', '--json');
+      await h.model.rotationSettled(h.secretArn);
+      // Assess
+      expect(r.code).toBe(0);
+      const { versionId } = JSON.parse(r.out) as { versionId: string };
+      expect(seen).toEqual([versionId]);
+      expect(h.model.snapshot(h.secretArn)[versionId].stages).toContain('AWSCURRENT');
+      expect(tag(h, TAG_EMERGENCY)).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('rotate --emergency whose RotateSecret fails exits 1 and removes its tag', async () => {
+    // Prepare
+    const h = await createRotationHarness({ prefix: 'ovemf' });
+    harnesses.push(h);
+    h.sm.on(RotateSecretCommand).rejects(
+      Object.assign(new Error('Rate exceeded'), {
+        name: 'ThrottlingException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    try {
+      // Act
+      const r = await cli('rotate', h.secretArn, '--emergency');
+      // Assess
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/ThrottlingException/);
+      expect(tag(h, TAG_EMERGENCY)).toBeUndefined();
+    } finally {
+      wireSecretsManager(h.sm, h.model);
+    }
+  });
+
+  it('finish --force exits 1 and says what happened when the rotation was aborted before the function ran, removing its tag', async () => {
+    // Prepare: the operator's colleague aborts the rotation just as the function is invoked
+    const { h, token } = await held('ovfab', async (hh, e) => {
+      hh.model.updateSecretVersionStage({
+        SecretId: hh.secretArn,
+        VersionStage: AWSPENDING,
+        RemoveFromVersionId: token,
+      });
+      return hh.handler(e as never);
+    });
+    // Act
+    const r = await cli('finish', h.secretArn, '--force');
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /nothing was promoted: the rotation function answered "nothing-pending" and AWSCURRENT is version \S+ \(generation 0\)/,
+    );
+    expect(r.out).not.toMatch(/AWSCURRENT \(FORCED\)/);
+    expect(h.current().generation).toBe(0);
+    expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+  });
+
+  it('finish --force removes its tag when the invocation itself fails', async () => {
+    // Prepare
+    const { h } = await held('ovfin');
+    lambdaStub.on(InvokeCommand).rejects(
+      Object.assign(new Error('Rate exceeded'), {
+        name: 'TooManyRequestsException',
+        $metadata: { httpStatusCode: 429 },
+      }),
+    );
+    try {
+      // Act
+      const r = await cli('finish', h.secretArn, '--force');
+      // Assess
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/TooManyRequestsException/);
+      expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+      expect(h.current().generation).toBe(0);
+    } finally {
+      lambdaStub.on(InvokeCommand).callsFake(async (i) => lambda.invoke(i));
+    }
+  });
+});
