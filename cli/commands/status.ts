@@ -6,6 +6,7 @@
  */
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import { decidePromotion, decideRevocation, type GateDecision } from '../../lambda/rotation/gates/decision';
+import { otherMembers, sessionsOnMembers } from '../../lambda/rotation/gates/members';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { listSessions } from '../../lambda/rotation/gates/sessions';
 import { loadMaster } from '../../lambda/rotation/master-secret';
@@ -159,9 +160,14 @@ async function oldUserSessions(clients: CliClients, state: SecretState, options:
     const ctx = { secretsManager: clients.sm, rds: clients.rds, secretArn: state.arn };
     const current = await readCurrent(ctx);
     const master = await loadMaster(ctx, current);
-    const sessions = await withClient(master.target, master.credential, { caBundlePath: options.caBundlePath, applicationName: 'converge-cli' }, (c) =>
-      listSessions(c, username),
-    );
+    // The same scope as the revocation guard: this server and every reader or replica, with the
+    // master session's search path pinned.
+    const connection = { caBundlePath: options.caBundlePath, applicationName: 'converge-cli', pinCatalogSearchPath: true };
+    const members = await otherMembers(clients.rds, current, master.target);
+    const sessions = await withClient(master.target, master.credential, connection, async (c) => [
+      ...(await listSessions(c, username)),
+      ...(await sessionsOnMembers(members, master.credential, connection, username)).flatMap((m) => m.sessions),
+    ]);
     return { username, sessions: sessions.length };
   } catch (err) {
     return { username, sessionsError: (err as Error).message };

@@ -6,7 +6,7 @@ import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { TAG_FORCE_FINISH } from '../../lambda/rotation';
 import { DIMENSION_CONSUMER, DIMENSION_SECRET, LOADED_GENERATION, secretNameDimension } from '../../lambda/shared/metric-contract';
 import { capturedOutput, expectNoSecretsInOutput } from '../support/captured-output';
-import { cli } from '../support/probes';
+import { cli, connectAs } from '../support/probes';
 import { AWSPENDING, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 
 const cwModel = new CloudWatchModel();
@@ -93,6 +93,25 @@ describe('CLI: converge status', () => {
     // Assess
     expect(r.rotationInProgress).toBe(true);
     expect(r.gates.promotion).toMatchObject({ verdict: 'hold', requiredGeneration: 1, reasons: ['api: stale (reports generation 0)'] });
+  });
+
+  it('--sessions counts the open sessions of the previous user as the master, and the revocation gate holds on them', async () => {
+    // Prepare: rotation 1; a script still holds a session as the previous user
+    const h = await setup('clises', []);
+    await h.rotate();
+    const previous = h.secret('AWSPREVIOUS');
+    const script = await connectAs(h, previous, 'old-script');
+    try {
+      // Act
+      const r = await cli('status', h.secretArn, '--sessions', '--ca-bundle', h.config.caBundlePath!, '--json');
+      // Assess
+      expect(r.code).toBe(0);
+      const report = JSON.parse(r.out) as StatusReport;
+      expect(report.oldUser).toEqual({ username: previous.username, sessions: 1 });
+      expect(report.gates.revocation.verdict).toBe('hold');
+    } finally {
+      await script.end();
+    }
   });
 
   it('reports a missing secret in one line, without a stack trace', async () => {
