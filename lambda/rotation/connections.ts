@@ -24,8 +24,8 @@ export function connectionOptions(ctx: Pick<StepContext, 'config'>): ConnectionO
   };
 }
 
-/** Connection options of a master session (search path pinned). */
-export function masterConnectionOptions(ctx: Pick<StepContext, 'config'>): ConnectionOptions {
+/** Connection options with the search path pinned to pg_catalog: every master session, and the pending user's session in testSecret. */
+export function pinnedConnectionOptions(ctx: Pick<StepContext, 'config'>): ConnectionOptions {
   return { ...connectionOptions(ctx), pinCatalogSearchPath: true };
 }
 
@@ -44,7 +44,7 @@ export async function withMasterSession<T>(
   master: MasterConnection,
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
-  return withClient(master.target, master.credential, masterConnectionOptions(ctx), async (c) => {
+  return withClient(master.target, master.credential, pinnedConnectionOptions(ctx), async (c) => {
     await assertCatalogSearchPath(c);
     return fn(c);
   });

@@ -9,7 +9,7 @@
  */
 import { PrivilegeMismatchError } from '../shared/errors';
 import { withClient } from '../shared/pg-connection';
-import { connectionOptions, masterConnectionOptions } from './connections';
+import { connectionOptions, pinnedConnectionOptions } from './connections';
 import type { StepContext } from './context';
 import { loadMaster } from './master-secret';
 import { missingMemberships } from './roles';
@@ -29,7 +29,7 @@ export async function testSecret(ctx: StepContext): Promise<void> {
   }
   // The pending user's session gets the pinned search path too: the membership check below must
   // read the catalog, not a look-alike function the user created.
-  const missing = await withClient(targetOf(pending), pending, masterConnectionOptions(ctx), async (c) => {
+  const missing = await withClient(targetOf(pending), pending, pinnedConnectionOptions(ctx), async (c) => {
     await c.query('SELECT 1');
     return missingMemberships(c, current.username);
   });

@@ -6,7 +6,7 @@
  */
 import type { Client } from 'pg';
 import type { DbSecret } from '../../shared/secret';
-import { masterConnectionOptions } from '../connections';
+import { pinnedConnectionOptions } from '../connections';
 import type { RotationDependencies } from '../context';
 import type { MasterConnection } from '../master-secret';
 import {
@@ -77,7 +77,7 @@ export async function sessionScopeFor(
 ): Promise<SessionScope> {
   const members = await otherMembers(ctx.rds, current, master.target);
   if (members.length === 0) return sessionScope(client);
-  const options = masterConnectionOptions(ctx);
+  const options = pinnedConnectionOptions(ctx);
   const flatten = (found: MemberSessions[]): ScopedSession[] =>
     found.flatMap(({ member, sessions }) => sessions.map((s) => ({ ...s, member: member.id })));
   return sessionScope(client, {
