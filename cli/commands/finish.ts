@@ -10,7 +10,7 @@ import { TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
-import { removeTagIfBoundTo } from './rotate';
+import { removeTagIfBoundTo } from './override-tags';
 import { readSecretState } from './secret-state';
 
 export interface FinishResult {

@@ -7,15 +7,11 @@
  * If RotateSecret fails, the tag is removed again before the command exits.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeSecretCommand,
-  RotateSecretCommand,
-  TagResourceCommand,
-  UntagResourceCommand,
-} from '@aws-sdk/client-secrets-manager';
-import { TAG_EMERGENCY, tagValue } from '../../lambda/rotation/overrides';
+import { RotateSecretCommand, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { TAG_EMERGENCY } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
+import { removeTagIfBoundTo } from './override-tags';
 import { readSecretState } from './secret-state';
 
 export interface RotateResult {
@@ -64,28 +60,5 @@ export async function rotate(
     return { secret: state.name, versionId: out.VersionId ?? token, emergency: true };
   } finally {
     if (!started) await removeTagIfBoundTo(clients, state.arn, TAG_EMERGENCY, token);
-  }
-}
-
-/**
- * Removes an override tag if it still names `token` (a newer rotation's tag is left alone).
- * Errors are swallowed: the caller is already reporting a failure, and the tag is bound to a
- * rotation that did not start, so it can never take effect.
- *
- * @example
- * await removeTagIfBoundTo(clients, arn, TAG_FORCE_FINISH, token);
- */
-export async function removeTagIfBoundTo(
-  clients: CliClients,
-  arn: string,
-  key: string,
-  token: string,
-): Promise<void> {
-  try {
-    const d = await clients.sm.send(new DescribeSecretCommand({ SecretId: arn }));
-    if (tagValue(d, key) === token)
-      await clients.sm.send(new UntagResourceCommand({ SecretId: arn, TagKeys: [key] }));
-  } catch {
-    /* see above */
   }
 }

@@ -17,10 +17,9 @@ import {
   UntagResourceCommand,
   type DescribeSecretCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
-import { ConfusedDeputyError } from '../shared/errors';
 import { EMERGENCY_REVOCATIONS, SESSIONS_TERMINATED } from '../shared/metric-contract';
-import { AWSCURRENT, AWSPREVIOUS, parseSecret, type DbSecret } from '../shared/secret';
-import { awsCall, getSecretString } from './aws-call';
+import { AWSCURRENT, AWSPREVIOUS } from '../shared/secret';
+import { awsCall } from './aws-call';
 import { withMasterSession } from './connections';
 import type { RotationDependencies } from './context';
 import { emitFunctionMetric } from './function-metrics';
@@ -29,7 +28,7 @@ import { loadMaster } from './master-secret';
 import { TAG_EMERGENCY, tagValue } from './overrides';
 import { describeSession } from './revocation-guard';
 import { assertNotMorePrivileged, findRole, scramblePassword } from './roles';
-import { resolveHost } from './secrets';
+import { assertAlternateOf, readStage } from './secrets';
 
 /** What an emergency revocation needs: the clients, and the secret it runs for. */
 export interface EmergencyScope extends RotationDependencies {
@@ -66,18 +65,7 @@ export async function revokeFormerlyCurrent(ctx: EmergencyScope, token: string):
   const current = await readStage(ctx, AWSCURRENT);
   const former = await readStage(ctx, AWSPREVIOUS);
   if (former && current) {
-    for (const field of ['host', 'port', 'dbname', 'masterarn'] as const) {
-      if (former[field] !== current[field]) {
-        throw new ConfusedDeputyError(
-          `AWSPREVIOUS field "${field}" differs from AWSCURRENT; refusing to revoke a user of another database`,
-        );
-      }
-    }
-    if (former.username === current.username) {
-      throw new ConfusedDeputyError(
-        `AWSPREVIOUS and AWSCURRENT both name user "${current.username}"; refusing to revoke the live user`,
-      );
-    }
+    assertAlternateOf(current, former, 'AWSPREVIOUS');
     const master = await loadMaster(ctx, current);
     await withMasterSession(ctx, master, async (c) => {
       const role = await findRole(c, former.username);
@@ -123,13 +111,4 @@ export async function revokeFormerlyCurrent(ctx: EmergencyScope, token: string):
       ),
     );
   }
-}
-
-async function readStage(ctx: EmergencyScope, stage: string): Promise<DbSecret | undefined> {
-  const text = await getSecretString(ctx.secretsManager, {
-    SecretId: ctx.secretArn,
-    VersionStage: stage,
-  });
-  if (text === undefined) return undefined;
-  return resolveHost(ctx, parseSecret(text, `${stage} secret`));
 }

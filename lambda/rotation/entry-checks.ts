@@ -3,17 +3,19 @@
  * enabled, the token is a version of the secret, a token already AWSCURRENT means the work is done,
  * and a token without AWSPENDING is an error.
  */
-import {
-  DescribeSecretCommand,
-  ResourceNotFoundException,
-  UntagResourceCommand,
-} from '@aws-sdk/client-secrets-manager';
+import { DescribeSecretCommand, ResourceNotFoundException } from '@aws-sdk/client-secrets-manager';
 import { RotationStateError } from '../shared/errors';
 import { AWSCURRENT, AWSPENDING } from '../shared/secret';
 import { awsCall } from './aws-call';
 import { STEPS, type RotationDependencies, type RotationEvent, type StepContext } from './context';
 import { owedEmergencyRevocation, revokeFormerlyCurrent } from './emergency';
-import { readOverrides, staleOverrides, TAG_FORCE_FINISH, tagValue } from './overrides';
+import {
+  readOverrides,
+  removeOverride,
+  staleOverrides,
+  TAG_FORCE_FINISH,
+  tagValue,
+} from './overrides';
 
 /**
  * Validates the raw event's shape.
@@ -112,30 +114,4 @@ export async function checkEntry(
     description,
     overrides: readOverrides(description, event.ClientRequestToken),
   };
-}
-
-/**
- * Removes an override tag; a failure is logged, not thrown (the tag is bound to a rotation that is
- * complete, so it can no longer change anything).
- *
- * @example
- * await removeOverride(deps, arn, TAG_FORCE_FINISH);
- */
-export async function removeOverride(
-  deps: Pick<RotationDependencies, 'secretsManager' | 'logger'>,
-  arn: string,
-  key: string,
-): Promise<void> {
-  try {
-    await deps.secretsManager.send(new UntagResourceCommand({ SecretId: arn, TagKeys: [key] }));
-  } catch (err) {
-    deps.logger.warn(
-      'could not remove an override tag (it is bound to its rotation and has no further effect)',
-      {
-        tag: key,
-        errorName: (err as Error).name,
-        errorMessage: (err as Error).message,
-      },
-    );
-  }
 }

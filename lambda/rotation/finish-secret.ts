@@ -12,19 +12,14 @@
  * Override tags: force-finish is removed before the move; after an emergency rotation's move, the
  * formerly current credential is revoked and then the emergency tag is removed (see emergency.ts).
  */
-import {
-  DescribeSecretCommand,
-  UpdateSecretVersionStageCommand,
-  type DescribeSecretCommandOutput,
-} from '@aws-sdk/client-secrets-manager';
+import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { ROTATIONS_COMPLETED } from '../shared/metric-contract';
 import { AWSCURRENT } from '../shared/secret';
 import { awsCall } from './aws-call';
 import type { StepContext } from './context';
 import { revokeFormerlyCurrent } from './emergency';
-import { removeOverride } from './entry-checks';
 import { emitFunctionMetric } from './function-metrics';
-import { TAG_FORCE_FINISH } from './overrides';
+import { removeOverride, TAG_FORCE_FINISH } from './overrides';
 import { promotionGate } from './promotion-gate';
 import { readPending } from './secrets';
 import { currentVersion, stillPending } from './still-pending';
@@ -65,11 +60,13 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
     );
   } catch (err) {
     // Another invocation for the same token may have moved the label between our read and our move.
-    const after = await describe(ctx).catch(() => undefined);
-    if (!after?.VersionIdsToStages?.[ctx.token]?.includes(AWSCURRENT)) throw err;
+    const state = await stillPending(ctx, pending.generation).catch(() => 'unknown' as const);
+    if (state !== 'promoted') throw err;
     ctx.logger.info(
       'finishSecret: a concurrent invocation promoted this token first; nothing to do',
-      { generation: pending.generation },
+      {
+        generation: pending.generation,
+      },
     );
     await afterPromotion(ctx);
     return;
@@ -86,10 +83,4 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
 /** What an emergency rotation owes once its version is AWSCURRENT. */
 async function afterPromotion(ctx: StepContext): Promise<void> {
   if (ctx.overrides.emergency) await revokeFormerlyCurrent(ctx, ctx.token);
-}
-
-async function describe(ctx: StepContext): Promise<DescribeSecretCommandOutput> {
-  return awsCall('DescribeSecret', () =>
-    ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: ctx.secretArn })),
-  );
 }

@@ -9,7 +9,11 @@
  * crashed invocation or an aborted rotation can therefore never change what a later rotation does;
  * such tags are reported as stale and cleaned up.
  */
-import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
+import {
+  UntagResourceCommand,
+  type DescribeSecretCommandOutput,
+} from '@aws-sdk/client-secrets-manager';
+import type { RotationDependencies } from './context';
 
 /** Tag keys. The `converge:` prefix keeps them apart from the user's own tags. */
 export const TAG_EMERGENCY = 'converge:emergency';
@@ -84,4 +88,30 @@ export function readGenerationHighWater(
   const value = tagValue(description, TAG_GENERATION_HIGH_WATER);
   const n = Number(value);
   return value !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+/**
+ * Removes an override tag; a failure is logged, not thrown (the tag is bound to a rotation that is
+ * complete, so it can no longer change anything).
+ *
+ * @example
+ * await removeOverride(deps, arn, TAG_FORCE_FINISH);
+ */
+export async function removeOverride(
+  deps: Pick<RotationDependencies, 'secretsManager' | 'logger'>,
+  arn: string,
+  key: string,
+): Promise<void> {
+  try {
+    await deps.secretsManager.send(new UntagResourceCommand({ SecretId: arn, TagKeys: [key] }));
+  } catch (err) {
+    deps.logger.warn(
+      'could not remove an override tag (it is bound to its rotation and has no further effect)',
+      {
+        tag: key,
+        errorName: (err as Error).name,
+        errorMessage: (err as Error).message,
+      },
+    );
+  }
 }

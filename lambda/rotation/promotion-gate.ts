@@ -11,7 +11,10 @@
  * After every pause it re-reads the secret's stages: an operator's abort ends the wait at once with
  * RotationAbortedError, and a concurrent promotion of the same token ends it as done.
  */
-import { DescribeSecretCommand, type DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeSecretCommand,
+  type DescribeSecretCommandOutput,
+} from '@aws-sdk/client-secrets-manager';
 import { AwsCallError, ConvergencePendingError, type StaleConsumer } from '../shared/errors';
 import {
   CONVERGENCE_PENDING,
@@ -56,19 +59,22 @@ export interface PromotionEvaluation {
 export async function promotionGate(ctx: StepContext, pending: DbSecret): Promise<void> {
   const log = ctx.logger;
   const live = ctx.config.consumers.filter((c) => c.mode === 'live');
-  const scope = { config: ctx.config, secretName: secretNameDimension(ctx.secretName), clock: ctx.clock, writeMetric: ctx.writeMetric };
+  const scope = gateMetricScope(ctx);
 
   if (ctx.overrides.forceFinish) {
     // The operator decided; still say loudly what is being overridden (best effort, never blocking).
     const skipped = await evaluatePromotion(ctx, pending.generation);
-    log.warn('PROMOTION GATE OVERRIDDEN by operator (force-finish): promoting without convergence evidence', {
-      override: TAG_FORCE_FINISH,
-      pendingGeneration: pending.generation,
-      wouldHaveAdmitted: skipped.admit,
-      notConverged: skipped.blocking,
-      replicasNotInSync: skipped.replicasNotInSync,
-      evaluationError: skipped.error?.message,
-    });
+    log.warn(
+      'PROMOTION GATE OVERRIDDEN by operator (force-finish): promoting without convergence evidence',
+      {
+        override: TAG_FORCE_FINISH,
+        pendingGeneration: pending.generation,
+        wouldHaveAdmitted: skipped.admit,
+        notConverged: skipped.blocking,
+        replicasNotInSync: skipped.replicasNotInSync,
+        evaluationError: skipped.error?.message,
+      },
+    );
     return;
   }
 
@@ -82,10 +88,13 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
   if (live.length > 0 && budgetMs < (slowest + 2 * REPORT_PERIOD_SECONDS) * 1000) {
     // A consumer counts as moved only once its old reports left its freshness window, so a wait
     // shorter than that can only end in a hold (the alarm re-drive then finishes the rotation).
-    log.warn('promotion gate: the wait bound is shorter than the slowest live consumer needs to prove it moved', {
-      maxWaitMs: budgetMs,
-      neededMs: (slowest + 2 * REPORT_PERIOD_SECONDS) * 1000,
-    });
+    log.warn(
+      'promotion gate: the wait bound is shorter than the slowest live consumer needs to prove it moved',
+      {
+        maxWaitMs: budgetMs,
+        neededMs: (slowest + 2 * REPORT_PERIOD_SECONDS) * 1000,
+      },
+    );
   }
   log.info('promotion gate: waiting for live consumers', {
     pendingGeneration: pending.generation,
@@ -103,7 +112,10 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
         pendingGeneration: pending.generation,
         waitedSeconds: waited,
         evaluations: evaluation,
-        consumers: last.decision?.consumers.map((c) => ({ consumer: c.consumer, generation: c.generation })),
+        consumers: last.decision?.consumers.map((c) => ({
+          consumer: c.consumer,
+          generation: c.generation,
+        })),
       });
       return;
     }
@@ -146,13 +158,42 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
 }
 
 /**
+ * One evaluation without waiting (the re-drive's probe). When it does not admit, the pending
+ * generation is reported as while the gate waits, so the ConvergenceLag alarm sees the rotation
+ * still waiting.
+ *
+ * @example
+ * if (!(await probePromotion(ctx, pending)).admit) return 'held';
+ */
+export async function probePromotion(
+  ctx: StepContext,
+  pending: DbSecret,
+): Promise<PromotionEvaluation> {
+  const evaluation = await evaluatePromotion(ctx, pending.generation);
+  if (!evaluation.admit)
+    emitFunctionMetric(gateMetricScope(ctx), PENDING_GENERATION, pending.generation, 'None');
+  return evaluation;
+}
+
+/** Where the gate's metrics go: the `SecretName` dimension is the secret's name. */
+function gateMetricScope(ctx: StepContext) {
+  return {
+    config: ctx.config,
+    secretName: secretNameDimension(ctx.secretName),
+    clock: ctx.clock,
+    writeMetric: ctx.writeMetric,
+  };
+}
+
+/**
  * How long the gate may wait in this invocation: the configured maximum, cut to the time the
  * invocation has left minus {@link GATE_SAFETY_MARGIN_MS}; never negative.
  */
 export function waitBudgetMs(ctx: Pick<StepContext, 'config' | 'remainingTimeMs'>): number {
   const configured = ctx.config.gate.maxWaitSeconds * 1000;
   const remaining = ctx.remainingTimeMs?.();
-  const bound = remaining === undefined ? configured : Math.min(configured, remaining - GATE_SAFETY_MARGIN_MS);
+  const bound =
+    remaining === undefined ? configured : Math.min(configured, remaining - GATE_SAFETY_MARGIN_MS);
   return Math.max(0, bound);
 }
 
@@ -164,9 +205,14 @@ export function waitBudgetMs(ctx: Pick<StepContext, 'config' | 'remainingTimeMs'
  * @example
  * const e = await evaluatePromotion(ctx, pending.generation);
  */
-export async function evaluatePromotion(ctx: StepContext, pendingGeneration: number): Promise<PromotionEvaluation> {
+export async function evaluatePromotion(
+  ctx: StepContext,
+  pendingGeneration: number,
+): Promise<PromotionEvaluation> {
   const live = ctx.config.consumers.filter((c) => c.mode === 'live');
-  const evidence = await consumerEvidence(ctx, live, (readout) => decidePromotion(live, readout, pendingGeneration));
+  const evidence = await consumerEvidence(ctx, live, (readout) =>
+    decidePromotion(live, readout, pendingGeneration),
+  );
   const { decision, blocking } = evidence;
   let error = evidence.error;
   let replicasNotInSync: string[] = [];
@@ -178,7 +224,9 @@ export async function evaluatePromotion(ctx: StepContext, pendingGeneration: num
       replicasNotInSync = notInSync(fresh);
     } catch (err) {
       error = error ?? (err as Error);
-      replicasNotInSync = (ctx.description.ReplicationStatus ?? []).map((r) => `${r.Region ?? '?'} (unknown)`);
+      replicasNotInSync = (ctx.description.ReplicationStatus ?? []).map(
+        (r) => `${r.Region ?? '?'} (unknown)`,
+      );
     }
   }
   return {

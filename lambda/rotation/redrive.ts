@@ -20,14 +20,12 @@ import {
   RotationAbortedError,
   RotationStateError,
 } from '../shared/errors';
-import { PENDING_GENERATION, secretNameDimension } from '../shared/metric-contract';
-import { AWSCURRENT, AWSPENDING } from '../shared/secret';
 import { awsCall } from './aws-call';
 import type { RotationDependencies, RotationEvent } from './context';
 import { checkEntry } from './entry-checks';
-import { emitFunctionMetric } from './function-metrics';
-import { evaluatePromotion } from './promotion-gate';
+import { probePromotion } from './promotion-gate';
 import { readPending } from './secrets';
+import { waitingVersion, wasAborted } from './still-pending';
 
 /**
  * - `promoted`: the waiting version was tested and finishSecret completed (or found it already done);
@@ -59,32 +57,18 @@ export async function redrive(
     deps.secretsManager.send(new DescribeSecretCommand({ SecretId: secretId })),
   );
   const arn = description.ARN ?? secretId;
-  const waiting = Object.entries(description.VersionIdsToStages ?? {}).find(
-    ([, stages]) => stages.includes(AWSPENDING) && !stages.includes(AWSCURRENT),
-  );
-  if (!waiting) {
+  const token = waitingVersion(description);
+  if (!token) {
     logger.info('redrive: no rotation is waiting; nothing to do', { secretId: arn });
     return 'nothing-pending';
   }
-  const token = waiting[0];
   const finish: RotationEvent = { Step: 'finishSecret', SecretId: arn, ClientRequestToken: token };
   const ctx = await checkEntry(deps, finish);
   if (!ctx) return 'promoted';
   if (!ctx.overrides.forceFinish) {
     const pending = await readPending(ctx);
-    const probe = await evaluatePromotion(ctx, pending.generation);
+    const probe = await probePromotion(ctx, pending);
     if (!probe.admit) {
-      emitFunctionMetric(
-        {
-          config: ctx.config,
-          secretName: secretNameDimension(ctx.secretName),
-          clock: ctx.clock,
-          writeMetric: ctx.writeMetric,
-        },
-        PENDING_GENERATION,
-        pending.generation,
-        'None',
-      );
       logger.info('redrive: the consumers have not moved; the rotation stays pending', {
         secretId: arn,
         token,
@@ -105,7 +89,7 @@ export async function redrive(
   } catch (err) {
     if (
       err instanceof RotationAbortedError ||
-      (err instanceof RotationStateError && !(await stillPending(deps, arn, token)))
+      (err instanceof RotationStateError && (await wasAborted(ctx)))
     ) {
       logger.warn('redrive: the rotation was aborted meanwhile; nothing was promoted', {
         secretId: arn,
@@ -125,15 +109,4 @@ export async function redrive(
   }
   logger.info('redrive: rotation completed', { secretId: arn, token });
   return 'promoted';
-}
-
-async function stillPending(
-  deps: RotationDependencies,
-  arn: string,
-  token: string,
-): Promise<boolean> {
-  const d = await awsCall('DescribeSecret', () =>
-    deps.secretsManager.send(new DescribeSecretCommand({ SecretId: arn })),
-  );
-  return d.VersionIdsToStages?.[token]?.includes(AWSPENDING) ?? false;
 }

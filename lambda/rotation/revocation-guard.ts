@@ -21,7 +21,11 @@
  */
 import type { Client } from 'pg';
 import { RevocationBlockedError, type StaleConsumer } from '../shared/errors';
-import { REVOCATION_WINDOW_MS, SESSIONS_TERMINATED } from '../shared/metric-contract';
+import {
+  REVOCATION_STATISTICS,
+  REVOCATION_WINDOW_MS,
+  SESSIONS_TERMINATED,
+} from '../shared/metric-contract';
 import type { DbSecret } from '../shared/secret';
 import type { StepContext } from './context';
 import { emitFunctionMetric } from './function-metrics';
@@ -161,7 +165,7 @@ async function consumerGate(
         current: input.current.generation,
         pending: input.pending?.generation,
       }),
-    { statistics: ['Minimum', 'Maximum'] },
+    { statistics: REVOCATION_STATISTICS },
   );
   return { blocking, decision, error };
 }

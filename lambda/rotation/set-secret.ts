@@ -9,13 +9,9 @@
  * the owner role must exist and reach what the login users can. The current user itself is never
  * changed.
  */
-import {
-  AuthenticationFailedError,
-  ConfusedDeputyError,
-  DatabaseOperationError,
-} from '../shared/errors';
+import { AuthenticationFailedError, DatabaseOperationError } from '../shared/errors';
 import { openClient } from '../shared/pg-connection';
-import { alternateUsername, type DbSecret } from '../shared/secret';
+import type { DbSecret } from '../shared/secret';
 import { connectionOptions, withMasterSession } from './connections';
 import type { StepContext } from './context';
 import { sessionScopeFor } from './gates/session-scope';
@@ -29,12 +25,12 @@ import {
   findRole,
   setRolePassword,
 } from './roles';
-import { readCurrent, readPending, targetOf } from './secrets';
+import { assertAlternateOf, readCurrent, readPending, targetOf } from './secrets';
 
 export async function setSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);
   const pending = await readPending(ctx);
-  assertSameIdentityPair(current, pending);
+  assertAlternateOf(current, pending, 'AWSPENDING');
   if (await logsIn(ctx, pending)) {
     ctx.logger.info('setSecret: the pending credential already logs in; nothing to do', {
       username: pending.username,
@@ -106,27 +102,6 @@ export async function setSecret(ctx: StepContext): Promise<void> {
       generation: pending.generation,
     });
   });
-}
-
-/**
- * The pending secret must describe the alternate user of the current one on the same database,
- * with the same master and TLS mode; anything else could make the master change an unrelated role,
- * or test the new credential over a weaker connection.
- */
-function assertSameIdentityPair(current: DbSecret, pending: DbSecret): void {
-  const expected = alternateUsername(current);
-  if (pending.username !== expected) {
-    throw new ConfusedDeputyError(
-      `AWSPENDING user "${pending.username}" is not the alternate of AWSCURRENT user "${current.username}" (expected "${expected}")`,
-    );
-  }
-  for (const field of ['host', 'port', 'dbname', 'masterarn', 'ssl'] as const) {
-    if (pending[field] !== current[field]) {
-      throw new ConfusedDeputyError(
-        `AWSPENDING field "${field}" differs from AWSCURRENT; refusing to act on another database or a weaker TLS mode`,
-      );
-    }
-  }
 }
 
 async function logsIn(ctx: StepContext, secret: DbSecret): Promise<boolean> {

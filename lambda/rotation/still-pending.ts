@@ -25,6 +25,15 @@ export function currentVersion(
   )?.[0];
 }
 
+/** The version waiting to be promoted: AWSPENDING on a version that is not AWSCURRENT. */
+export function waitingVersion(
+  description: Pick<DescribeSecretCommandOutput, 'VersionIdsToStages'>,
+): string | undefined {
+  return Object.entries(description.VersionIdsToStages ?? {}).find(
+    ([, stages]) => stages.includes(AWSPENDING) && !stages.includes(AWSCURRENT),
+  )?.[0];
+}
+
 /**
  * Reads the secret's stages now and compares them with those the step started from.
  *
@@ -33,7 +42,8 @@ export function currentVersion(
  * @example
  * if ((await stillPending(ctx, generation)) === 'promoted') return;
  */
-export async function stillPending(ctx: StepContext, generation: number): Promise<WaitingState> {
+export async function stillPending(ctx: StepContext, generation?: number): Promise<WaitingState> {
+  const what = generation === undefined ? 'it' : `generation ${generation}`;
   const fresh = await awsCall('DescribeSecret', () =>
     ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: ctx.secretArn })),
   );
@@ -41,7 +51,7 @@ export async function stillPending(ctx: StepContext, generation: number): Promis
   if (stages.includes(AWSCURRENT)) return 'promoted';
   if (!stages.includes(AWSPENDING)) {
     throw new RotationAbortedError(
-      `version ${ctx.token} lost AWSPENDING while finishSecret waited (the rotation was aborted); not promoting generation ${generation}. Nothing was changed.`,
+      `version ${ctx.token} lost AWSPENDING while finishSecret waited (the rotation was aborted); not promoting ${what}. Nothing was changed.`,
     );
   }
   const startedFrom = currentVersion(ctx.description);
@@ -49,8 +59,24 @@ export async function stillPending(ctx: StepContext, generation: number): Promis
   if (now !== startedFrom) {
     throw new RotationAbortedError(
       `AWSCURRENT moved from version ${startedFrom ?? '(none)'} to ${now ?? '(none)'} while finishSecret waited; not promoting ` +
-        `generation ${generation} over it. Nothing was changed.`,
+        `${what} over it. Nothing was changed.`,
     );
   }
   return 'waiting';
+}
+
+/**
+ * Whether the rotation was aborted or superseded since the step started (a failed read throws).
+ *
+ * @example
+ * if (err instanceof RotationStateError && (await wasAborted(ctx))) return 'aborted';
+ */
+export async function wasAborted(ctx: StepContext): Promise<boolean> {
+  try {
+    await stillPending(ctx);
+    return false;
+  } catch (err) {
+    if (err instanceof RotationAbortedError) return true;
+    throw err;
+  }
 }

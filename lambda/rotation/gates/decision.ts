@@ -81,13 +81,15 @@ export function decidePromotion(
   for (const c of registry.filter((r) => r.mode === 'live')) {
     const e = consumerEvidence(c, readout);
     evidence.push(e);
-    if (e.state === 'silent') {
-      blocking.push({ consumer: c.name, reason: 'silent', lastGeneration: e.lastSeen?.generation });
-    } else if (e.generation! < pendingGeneration) {
-      blocking.push({ consumer: c.name, reason: 'stale', lastGeneration: e.generation });
-    }
+    const behind = silentOrBehind(e, pendingGeneration);
+    if (behind) blocking.push(behind);
   }
-  return { admit: blocking.length === 0, requiredGeneration: pendingGeneration, blocking, consumers: evidence };
+  return {
+    admit: blocking.length === 0,
+    requiredGeneration: pendingGeneration,
+    blocking,
+    consumers: evidence,
+  };
 }
 
 /**
@@ -121,26 +123,35 @@ export function decideRevocation(
   accepted: AcceptedGenerations,
 ): GateDecision {
   if (!readout.statistics.includes('Maximum')) {
-    throw new Error('the revocation guard needs each bucket\'s Maximum: read LoadedGeneration with REVOCATION_STATISTICS');
+    throw new Error(
+      "the revocation guard needs each bucket's Maximum: read LoadedGeneration with REVOCATION_STATISTICS",
+    );
   }
-  const acceptedGenerations = accepted.pending === undefined || accepted.pending === accepted.current ? [accepted.current] : [accepted.current, accepted.pending];
+  const acceptedGenerations =
+    accepted.pending === undefined || accepted.pending === accepted.current
+      ? [accepted.current]
+      : [accepted.current, accepted.pending];
   const evidence: ConsumerEvidence[] = [];
   const blocking: StaleConsumer[] = [];
   for (const c of registry) {
     const e = consumerEvidence(c, readout);
     evidence.push(e);
-    if (e.state === 'silent') {
-      blocking.push({ consumer: c.name, reason: 'silent', lastGeneration: e.lastSeen?.generation });
-      continue;
-    }
-    if (e.generation! < accepted.current) {
-      blocking.push({ consumer: c.name, reason: 'stale', lastGeneration: e.generation });
+    const behind = silentOrBehind(e, accepted.current);
+    if (behind) {
+      blocking.push(behind);
       continue;
     }
     const unaccepted = (e.generations ?? []).filter((g) => !acceptedGenerations.includes(g));
-    if (unaccepted.length > 0) blocking.push({ consumer: c.name, reason: 'ahead', lastGeneration: Math.max(...unaccepted) });
+    if (unaccepted.length > 0)
+      blocking.push({ consumer: c.name, reason: 'ahead', lastGeneration: Math.max(...unaccepted) });
   }
-  return { admit: blocking.length === 0, requiredGeneration: accepted.current, acceptedGenerations, blocking, consumers: evidence };
+  return {
+    admit: blocking.length === 0,
+    requiredGeneration: accepted.current,
+    acceptedGenerations,
+    blocking,
+    consumers: evidence,
+  };
 }
 
 /**
@@ -156,7 +167,25 @@ export function unverifiedConsumers(registry: readonly ConsumerRegistration[]): 
 
 function consumerEvidence(c: ConsumerRegistration, readout: GenerationReadout): ConsumerEvidence {
   const period = readout.periods.get(c.name);
-  if (period === undefined) throw new Error(`the CloudWatch readout has no period for consumer "${c.name}": it was not part of the read`);
-  const status = consumerGenerationStatus(c.name, c.maxStalenessSeconds, readout.series.get(c.name) ?? [], period, readout.now);
+  if (period === undefined)
+    throw new Error(
+      `the CloudWatch readout has no period for consumer "${c.name}": it was not part of the read`,
+    );
+  const status = consumerGenerationStatus(
+    c.name,
+    c.maxStalenessSeconds,
+    readout.series.get(c.name) ?? [],
+    period,
+    readout.now,
+  );
   return { ...status, mode: c.mode, maxStalenessSeconds: c.maxStalenessSeconds, period };
+}
+
+/** A consumer that is silent, or whose lowest fresh generation is below `required`; else undefined. */
+function silentOrBehind(e: ConsumerEvidence, required: number): StaleConsumer | undefined {
+  if (e.state === 'silent')
+    return { consumer: e.consumer, reason: 'silent', lastGeneration: e.lastSeen?.generation };
+  if (e.generation! < required)
+    return { consumer: e.consumer, reason: 'stale', lastGeneration: e.generation };
+  return undefined;
 }
