@@ -34,6 +34,7 @@ import {
   REGION,
   SECRET_ARN,
   type Fixture,
+  DESCRIBE_DATABASE_MEMBERS,
 } from './fixtures';
 
 /** Actions that may have a `*` resource (DESIGN.md 7): none of them supports resource-level permissions. */
@@ -46,30 +47,6 @@ const STAR_ALLOWED = new Set<string>([
   'xray:PutTraceSegments',
   'xray:PutTelemetryRecords',
 ]);
-
-/**
- * The revocation guard's describe of the database's readers and replicas (lambda/rotation/gates/members.ts):
- * their identifiers are unknown at synthesis, so the instances of the account and region.
- */
-const DESCRIBE_DATABASE_MEMBERS = {
-  Sid: 'DescribeDatabaseMembers',
-  Effect: 'Allow',
-  Action: 'rds:DescribeDBInstances',
-  Resource: {
-    'Fn::Join': [
-      '',
-      [
-        'arn:',
-        { Ref: 'AWS::Partition' },
-        ':rds:',
-        { Ref: 'AWS::Region' },
-        ':',
-        { Ref: 'AWS::AccountId' },
-        ':db:*',
-      ],
-    ],
-  },
-};
 
 function asArray<T>(v: T | T[]): T[] {
   return Array.isArray(v) ? v : [v];

@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConvergeRotation } from '../../lib';
-import { allPolicyStatements, fixture, newApp } from './fixtures';
+import { allPolicyStatements, DESCRIBE_DATABASE_MEMBERS, fixture, newApp } from './fixtures';
 
 /** The id cdk-nag gives the wildcard of the members statement (pseudo parameters rendered as <...>). */
 const MEMBERS_FINDING =
@@ -36,20 +36,7 @@ describe('ConvergeRotation: describing the members of the database (revocation g
       ['DescribeDatabase', 'rds:DescribeDBClusters'],
       ['DescribeDatabaseMembers', 'rds:DescribeDBInstances'],
     ]);
-    expect(rdsStatements[1].Resource).toEqual({
-      'Fn::Join': [
-        '',
-        [
-          'arn:',
-          { Ref: 'AWS::Partition' },
-          ':rds:',
-          { Ref: 'AWS::Region' },
-          ':',
-          { Ref: 'AWS::AccountId' },
-          ':db:*',
-        ],
-      ],
-    });
+    expect(rdsStatements[1].Resource).toEqual(DESCRIBE_DATABASE_MEMBERS.Resource);
     expect(rdsStatements.every((s) => s.Effect === 'Allow' && s.Condition === undefined)).toBe(
       true,
     );

@@ -87,3 +87,27 @@ export function allPolicyStatements(template: Template): Array<Record<string, un
         .Properties.PolicyDocument.Statement,
   );
 }
+
+/**
+ * The revocation guard's describe of the database's readers and replicas (lambda/rotation/gates/members.ts):
+ * their identifiers are unknown at synthesis, so the instances of the account and region.
+ */
+export const DESCRIBE_DATABASE_MEMBERS = {
+  Sid: 'DescribeDatabaseMembers',
+  Effect: 'Allow',
+  Action: 'rds:DescribeDBInstances',
+  Resource: {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':rds:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':db:*',
+      ],
+    ],
+  },
+};

@@ -60,7 +60,7 @@ export interface AcceptedGenerations {
 }
 
 /**
- * Promotion gate (DESIGN.md 4.4): every registered `live` consumer must be fresh and report a
+ * Promotion gate (promotion-gate.ts): every registered `live` consumer must be fresh and report a
  * generation >= the pending one. `scheduled` and `restart-only` consumers cannot pre-load
  * AWSPENDING, so waiting for them here could never end; the revocation guard waits for them instead.
  * Reads each bucket's Minimum only.
@@ -93,7 +93,7 @@ export function decidePromotion(
 }
 
 /**
- * Revocation guard, consumer part (DESIGN.md 4.5): before the AWSPREVIOUS user's password is
+ * Revocation guard, consumer part (revocation-guard.ts): before the AWSPREVIOUS user's password is
  * overwritten, every registered consumer, whatever its mode, must be fresh and every fresh bucket's
  * Minimum AND Maximum must be exactly `accepted.current` or `accepted.pending`.
  *

@@ -9,6 +9,8 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { Client } from 'pg';
+import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
+import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
 import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource, type ReportSubject } from '../../../consumer';
 import { ENV } from '../../../lambda/rotation/config';
 import type { Clock } from '../../../lambda/rotation/context';
@@ -38,6 +40,37 @@ export class VirtualClock implements Clock {
   public advance(ms: number): void {
     this.t += ms;
   }
+}
+
+/** A virtual clock and the CloudWatch model on it, fresh for every test of the file. */
+export interface VirtualCloudWatch {
+  clock: VirtualClock;
+  model: CloudWatchModel;
+  cw: CloudWatchStub;
+}
+
+/**
+ * Installs the CloudWatch model behind the real client for the test file, and gives every test a
+ * fresh virtual clock and model (call it at the top of a `describe`).
+ *
+ * @example
+ * const world = virtualCloudWatch();
+ * it('...', () => { world.clock.advance(20_000); });
+ */
+export function virtualCloudWatch(): VirtualCloudWatch {
+  const world = {} as VirtualCloudWatch;
+  beforeAll(() => {
+    world.clock = new VirtualClock();
+    world.cw = installCloudWatchModel(new CloudWatchModel({ now: () => world.clock.now() }));
+  });
+  beforeEach(() => {
+    world.clock = new VirtualClock();
+    world.model = new CloudWatchModel({ now: () => world.clock.now() });
+    world.cw.reset();
+    wireCloudWatch(world.cw, world.model);
+  });
+  afterAll(() => world.cw.restore());
+  return world;
 }
 
 /** Environment for the harness: a registry and gate settings scaled for virtual time. */

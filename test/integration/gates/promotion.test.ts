@@ -1,11 +1,9 @@
 import { GetMetricDataCommand, InternalServiceFault } from '@aws-sdk/client-cloudwatch';
 import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
-import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
-import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
 import { AwsCallError, ConvergencePendingError } from '../../../lambda/shared/errors';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { AWSCURRENT, AWSPENDING, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
-import { LiveConsumer, VIRTUAL_T0, VirtualClock, gateEnv } from './fleet';
+import { LiveConsumer, VIRTUAL_T0, gateEnv, virtualCloudWatch } from './fleet';
 
 /** Which version holds which stage, without values. */
 function stages(h: RotationHarness): Record<string, string[]> {
@@ -13,40 +11,26 @@ function stages(h: RotationHarness): Record<string, string[]> {
 }
 
 describe('Promotion gate: finishSecret against real consumers, real PostgreSQL and the CloudWatch model', () => {
-  let clock: VirtualClock;
-  let cw: CloudWatchStub;
+  const world = virtualCloudWatch();
   const harnesses: RotationHarness[] = [];
   const consumers: LiveConsumer[] = [];
   const errors: unknown[] = [];
-
-  beforeAll(() => {
-    cw = installCloudWatchModel(new CloudWatchModel({ now: () => clock.now() }));
-  });
-
-  beforeEach(() => {
-    clock = new VirtualClock();
-    cw.reset();
-    wireCloudWatch(cw, new CloudWatchModel({ now: () => clock.now() }));
-  });
 
   afterEach(async () => {
     await Promise.all(consumers.splice(0).map((c) => c.stop()));
   });
 
-  afterAll(() => {
-    cw.restore();
-    expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()), errors);
-  });
+  afterAll(() => expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()), errors));
 
   async function setup(prefix: string, maxWaitSeconds?: number) {
     const h = await createRotationHarness({
       prefix,
       env: gateEnv([{ name: 'orders-api', mode: 'live' }, { name: 'billing-worker', mode: 'live' }], { maxWaitSeconds }),
-      deps: { clock },
+      deps: { clock: world.clock },
     });
     harnesses.push(h);
-    const api = await LiveConsumer.start(h, 'orders-api', clock);
-    const worker = await LiveConsumer.start(h, 'billing-worker', clock);
+    const api = await LiveConsumer.start(h, 'orders-api', world.clock);
+    const worker = await LiveConsumer.start(h, 'billing-worker', world.clock);
     consumers.push(api, worker);
     return { h, api, worker };
   }
@@ -55,7 +39,7 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     // Prepare: orders-api adopts the pending credential at the gate's first pause, billing-worker at its fourth
     const { h, api, worker } = await setup('gpro');
     const seen: { sleep: number; current: number; api?: number; worker?: number }[] = [];
-    clock.onSleep = async (n) => {
+    world.clock.onSleep = async (n) => {
       seen.push({ sleep: n, current: h.current().generation, api: api.generation, worker: worker.generation });
       if (n === 1) await api.pool.refreshNow();
       if (n === 4) await worker.pool.refreshNow();
@@ -73,8 +57,8 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     // The worker's last report of generation 0 (pause 3, T0+60 s, minute bucket [T0+60 s, T0+120 s)) had
     // to leave its 60 s freshness window: promotion at the first pause at or after T0+180 s, i.e. the 9th,
     // although both had reported generation 1 since pause 4.
-    expect(clock.now()).toBe(VIRTUAL_T0 + 180_000);
-    expect(clock.sleeps).toBe(9);
+    expect(world.clock.now()).toBe(VIRTUAL_T0 + 180_000);
+    expect(world.clock.sleeps).toBe(9);
     for (const c of [api, worker]) {
       await c.load.stop();
       expect({ consumer: c.name, failed: c.load.failed, errors: c.load.errors }).toEqual({ consumer: c.name, failed: 0, errors: [] });
@@ -85,7 +69,7 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
   it('throws ConvergencePendingError after its bounded wait with nothing changed; the re-drive completes the rotation once the fleet converged', async () => {
     // Prepare: the worker does not move during the gate's 120 s
     const { h, api, worker } = await setup('gred', 120);
-    clock.onSleep = async (n) => {
+    world.clock.onSleep = async (n) => {
       if (n === 1) await api.pool.refreshNow();
       await Promise.all([api.reporter.report(), worker.reporter.report()]);
     };
@@ -96,7 +80,7 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     // Assess: held, naming the worker, and the secret is as it was
     expect(held).toBeInstanceOf(ConvergencePendingError);
     expect((held as ConvergencePendingError).blocking).toEqual([{ consumer: 'billing-worker', reason: 'stale', lastGeneration: 0 }]);
-    expect(clock.sleeps).toBe(6);
+    expect(world.clock.sleeps).toBe(6);
     const token = Object.entries(stages(h)).find(([, s]) => s.includes(AWSPENDING))![0];
     const after = stages(h);
     expect(Object.fromEntries(Object.entries(after).filter(([id]) => id !== token))).toEqual(before);
@@ -112,10 +96,10 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
     // Prepare: the worker adopts; time passes with both reporting the new generation until the old
     // reports have left the 60-second freshness window (a re-drive acts on the evidence present when
     // it runs: it does not wait)
-    clock.onSleep = undefined;
+    world.clock.onSleep = undefined;
     await worker.pool.refreshNow();
     for (let i = 0; i < 8; i++) {
-      clock.advance(20_000);
+      world.clock.advance(20_000);
       await Promise.all([api.reporter.report(), worker.reporter.report()]);
     }
     // Act
@@ -134,8 +118,8 @@ describe('Promotion gate: finishSecret against real consumers, real PostgreSQL a
   it('does not promote when CloudWatch fails during the gate: typed error, AWSCURRENT untouched', async () => {
     // Prepare: both consumers move, but GetMetricData fails
     const { h, api, worker } = await setup('gcwf', 40);
-    cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
-    clock.onSleep = async () => {
+    world.cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
+    world.clock.onSleep = async () => {
       await Promise.all([api.pool.refreshNow(), worker.pool.refreshNow()]);
       await Promise.all([api.reporter.report(), worker.reporter.report()]);
     };

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { GetMetricDataCommand, InternalServiceFault } from '@aws-sdk/client-cloudwatch';
-import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
-import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
 import { sessionScope } from '../../../lambda/rotation/gates/session-scope';
 import { TAG_EMERGENCY } from '../../../lambda/rotation/overrides';
 import { revocationGuard } from '../../../lambda/rotation/revocation-guard';
@@ -13,7 +11,7 @@ import { capturedOutput, clearCapturedOutput, expectNoSecretsInOutput } from '..
 import { freshDatabase } from '../../support/database';
 import { AWSPREVIOUS, createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
 import { FakeClock, gateConfig, registry, stepContext } from '../../unit/gates/gate-fixtures';
-import { RestartOnlyConsumer, VirtualClock, gateEnv } from './fleet';
+import { RestartOnlyConsumer, gateEnv, virtualCloudWatch } from './fleet';
 
 async function logIn(h: RotationHarness, s: DbSecret): Promise<string> {
   const c = await openClient({ host: s.host, port: s.port, dbname: s.dbname, ssl: s.ssl }, s, { caBundlePath: h.config.caBundlePath });
@@ -38,36 +36,21 @@ function logRecords(text: string): Record<string, unknown>[] {
 }
 
 describe('Revocation guard: setSecret against a real restart-only consumer and pg_stat_activity', () => {
-  let clock: VirtualClock;
-  let cw: CloudWatchStub;
+  const world = virtualCloudWatch();
   const harnesses: RotationHarness[] = [];
   const opened: RestartOnlyConsumer[] = [];
   const errors: unknown[] = [];
-
-  beforeAll(() => {
-    clock = new VirtualClock();
-    cw = installCloudWatchModel(new CloudWatchModel({ now: () => clock.now() }));
-  });
-
-  beforeEach(() => {
-    clock = new VirtualClock();
-    cw.reset();
-    wireCloudWatch(cw, new CloudWatchModel({ now: () => clock.now() }));
-  });
 
   afterEach(async () => {
     await Promise.all(opened.splice(0).map((c) => c.close()));
   });
 
-  afterAll(() => {
-    cw.restore();
-    expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()), errors);
-  });
+  afterAll(() => expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()), errors));
 
   /** Lets virtual time pass with the consumer reporting every 20 s. */
   async function runFor(consumer: RestartOnlyConsumer, seconds: number): Promise<void> {
     for (let t = 0; t < seconds; t += 20) {
-      clock.advance(20_000);
+      world.clock.advance(20_000);
       await consumer.reporter.report();
     }
   }
@@ -77,10 +60,10 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     const h = await createRotationHarness({
       prefix: 'grev',
       env: gateEnv([{ name: 'legacy-batch', mode: 'restart-only' }]),
-      deps: { clock },
+      deps: { clock: world.clock },
     });
     harnesses.push(h);
-    const legacy = new RestartOnlyConsumer(h, 'legacy-batch', clock);
+    const legacy = new RestartOnlyConsumer(h, 'legacy-batch', world.clock);
     opened.push(legacy);
     await legacy.start();
     const original = h.current();
@@ -142,9 +125,9 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
 
   it('blocks on an open session of the previous user even when every registered consumer moved', async () => {
     // Prepare: no registered consumer at all; an unregistered process keeps a session as the original user
-    const h = await createRotationHarness({ prefix: 'grss', env: gateEnv([]), deps: { clock } });
+    const h = await createRotationHarness({ prefix: 'grss', env: gateEnv([]), deps: { clock: world.clock } });
     harnesses.push(h);
-    const stray = new RestartOnlyConsumer(h, 'unregistered-script', clock);
+    const stray = new RestartOnlyConsumer(h, 'unregistered-script', world.clock);
     opened.push(stray);
     await stray.start();
     const original = h.current();
@@ -173,7 +156,7 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     const master = await openClient({ host: 'localhost', port: db.server.port, dbname: db.dbname, ssl: 'verify-full' }, db.master, {
       caBundlePath: db.server.caBundlePath,
     });
-    cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
+    world.cw.on(GetMetricDataCommand).rejects(new InternalServiceFault({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }));
     const config = gateConfig(registry([['api', 'live'], ['nightly', 'scheduled', 3600]]));
     const input = { username: db.app.username, current: { generation: 3 } as DbSecret, master, sessions: sessionScope(master) };
     let changed = 0;

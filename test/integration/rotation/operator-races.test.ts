@@ -5,12 +5,6 @@
  */
 import { GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { abort } from '../../../cli/commands/abort';
-import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
-import {
-  installCloudWatchModel,
-  wireCloudWatch,
-  type CloudWatchStub,
-} from '../../../cli/local/install';
 import { TAG_EMERGENCY, TAG_FORCE_FINISH } from '../../../lambda/rotation/overrides';
 import {
   ConvergencePendingError,
@@ -32,7 +26,7 @@ import {
   type RotationHarness,
 } from '../../support/rotation-harness';
 import { emfRecords, report } from '../../unit/gates/gate-fixtures';
-import { VirtualClock, gateEnv } from '../gates/fleet';
+import { gateEnv, virtualCloudWatch } from '../gates/fleet';
 
 function stages(h: RotationHarness): Record<string, string[]> {
   return Object.fromEntries(
@@ -49,31 +43,11 @@ function metricSum(lines: readonly string[], name: string): number {
 }
 
 describe('Operator actions and retries racing a rotation', () => {
-  let clock: VirtualClock;
-  let model: CloudWatchModel;
-  let cw: CloudWatchStub;
+  const world = virtualCloudWatch();
   const harnesses: RotationHarness[] = [];
   const errors: unknown[] = [];
 
-  beforeAll(() => {
-    clock = new VirtualClock();
-    cw = installCloudWatchModel(new CloudWatchModel({ now: () => clock.now() }));
-  });
-
-  beforeEach(() => {
-    clock = new VirtualClock();
-    model = new CloudWatchModel({ now: () => clock.now() });
-    cw.reset();
-    wireCloudWatch(cw, model);
-  });
-
-  afterAll(() => {
-    cw.restore();
-    expectNoSecretsInOutput(
-      harnesses.flatMap((h) => h.passwords()),
-      errors,
-    );
-  });
+  afterAll(() => expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()), errors));
 
   async function harness(
     prefix: string,
@@ -83,7 +57,7 @@ describe('Operator actions and retries racing a rotation', () => {
     const h = await createRotationHarness({
       prefix,
       env: gateEnv(consumers, { maxWaitSeconds: 600 }),
-      deps: { clock, writeMetric: metrics ? (l) => metrics.push(l) : undefined },
+      deps: { clock: world.clock, writeMetric: metrics ? (l) => metrics.push(l) : undefined },
     });
     harnesses.push(h);
     return h;
@@ -105,18 +79,18 @@ describe('Operator actions and retries racing a rotation', () => {
     // consumer (which had adopted the pending credential) reports it
     const h = await harness('rabort', [{ name: 'api', mode: 'live' }]);
     const token = await upToFinish(h);
-    report(model, 'api', 0, clock.now(), secretName(h));
+    report(world.model, 'api', 0, world.clock.now(), secretName(h));
     const before = stages(h);
-    clock.onSleep = async () => {
+    world.clock.onSleep = async () => {
       if (stages(h)[token].includes(AWSPENDING)) await abort(cliClients(), h.secretArn);
-      report(model, 'api', 1, clock.now(), secretName(h));
+      report(world.model, 'api', 1, world.clock.now(), secretName(h));
     };
     // Act
     const err = await h.step('finishSecret', token).catch((e: unknown) => e);
     errors.push(err);
     // Assess
     expect(err).toBeInstanceOf(RotationAbortedError);
-    expect(clock.sleeps).toBe(1);
+    expect(world.clock.sleeps).toBe(1);
     expect(stages(h)[token]).toEqual([]);
     expect(Object.fromEntries(Object.entries(stages(h)).filter(([id]) => id !== token))).toEqual(
       Object.fromEntries(Object.entries(before).filter(([id]) => id !== token)),
@@ -129,9 +103,9 @@ describe('Operator actions and retries racing a rotation', () => {
     // GetMetricData call is in flight
     const h = await harness('rinst', [{ name: 'api', mode: 'live' }]);
     const token = await upToFinish(h);
-    report(model, 'api', 1, clock.now(), secretName(h));
-    cw.on(GetMetricDataCommand).callsFake(async (input) => {
-      const answer = model.getMetricData(input);
+    report(world.model, 'api', 1, world.clock.now(), secretName(h));
+    world.cw.on(GetMetricDataCommand).callsFake(async (input) => {
+      const answer = world.model.getMetricData(input);
       if (stages(h)[token].includes(AWSPENDING)) await abort(cliClients(), h.secretArn);
       return answer;
     });
@@ -206,11 +180,11 @@ describe('Operator actions and retries racing a rotation', () => {
     const h = await createRotationHarness({
       prefix: 'rforce',
       env: gateEnv([{ name: 'api', mode: 'live' }], { maxWaitSeconds: 40 }),
-      deps: { clock },
+      deps: { clock: world.clock },
     });
     harnesses.push(h);
     const token = await upToFinish(h);
-    report(model, 'api', 0, clock.now(), secretName(h));
+    report(world.model, 'api', 0, world.clock.now(), secretName(h));
     h.model.tagResource({
       SecretId: h.secretArn,
       Tags: [{ Key: TAG_FORCE_FINISH, Value: 'true' }],
