@@ -56,26 +56,36 @@ export function installSecretsManagerModel(model: SecretsManagerModel) {
 
 /**
  * (Re)connects a Secrets Manager stub to the model, e.g. after `stub.reset()` or after a test
- * replaced one command's behaviour with a failure.
+ * replaced one command's behaviour with a failure. `before` runs ahead of every answer (see
+ * {@link BeforeCall}).
  *
  * @example
  * stub.reset(); wireSecretsManager(stub, model);
  */
-export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel): void {
+export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel, before: BeforeCall = noHook): void {
   const on = stub.on.bind(stub);
-  on(CreateSecretCommand).callsFake(async (i) => model.createSecret(i));
-  on(DescribeSecretCommand).callsFake(async (i) => model.describeSecret(i));
-  on(GetSecretValueCommand).callsFake(async (i) => model.getSecretValue(i));
-  on(PutSecretValueCommand).callsFake(async (i) => model.putSecretValue(i));
-  on(UpdateSecretVersionStageCommand).callsFake(async (i) => model.updateSecretVersionStage(i));
-  on(GetRandomPasswordCommand).callsFake(async (i) => model.getRandomPassword(i));
-  on(RotateSecretCommand).callsFake(async (i) => model.rotateSecret(i));
-  on(CancelRotateSecretCommand).callsFake(async (i) => model.cancelRotateSecret(i));
-  on(ListSecretVersionIdsCommand).callsFake(async (i) => model.listSecretVersionIds(i));
-  on(TagResourceCommand).callsFake(async (i) => model.tagResource(i));
-  on(UntagResourceCommand).callsFake(async (i) => model.untagResource(i));
-  on(UpdateSecretCommand).callsFake(async (i) => model.updateSecret(i));
+  on(CreateSecretCommand).callsFake(async (i) => (await before('CreateSecret'), model.createSecret(i)));
+  on(DescribeSecretCommand).callsFake(async (i) => (await before('DescribeSecret'), model.describeSecret(i)));
+  on(GetSecretValueCommand).callsFake(async (i) => (await before('GetSecretValue'), model.getSecretValue(i)));
+  on(PutSecretValueCommand).callsFake(async (i) => (await before('PutSecretValue'), model.putSecretValue(i)));
+  on(UpdateSecretVersionStageCommand).callsFake(async (i) => (await before('UpdateSecretVersionStage'), model.updateSecretVersionStage(i)));
+  on(GetRandomPasswordCommand).callsFake(async (i) => (await before('GetRandomPassword'), model.getRandomPassword(i)));
+  on(RotateSecretCommand).callsFake(async (i) => (await before('RotateSecret'), model.rotateSecret(i)));
+  on(CancelRotateSecretCommand).callsFake(async (i) => (await before('CancelRotateSecret'), model.cancelRotateSecret(i)));
+  on(ListSecretVersionIdsCommand).callsFake(async (i) => (await before('ListSecretVersionIds'), model.listSecretVersionIds(i)));
+  on(TagResourceCommand).callsFake(async (i) => (await before('TagResource'), model.tagResource(i)));
+  on(UntagResourceCommand).callsFake(async (i) => (await before('UntagResource'), model.untagResource(i)));
+  on(UpdateSecretCommand).callsFake(async (i) => (await before('UpdateSecret'), model.updateSecret(i)));
 }
+
+/**
+ * Runs before the model answers a call, with the operation's name (e.g. `TagResource`): where a
+ * test injects throttling, 5xx answers, timeouts or a crash of the caller. The call fails with
+ * whatever it throws; a promise that never settles is a call that never returns.
+ */
+export type BeforeCall = (operation: string) => void | Promise<void>;
+
+const noHook: BeforeCall = () => undefined;
 
 /** The aws-sdk-client-mock stub of CloudWatchClient. */
 export type CloudWatchStub = AwsStub<CloudWatchServiceInputTypes, CloudWatchServiceOutputTypes, CloudWatchClientResolvedConfig>;
@@ -102,8 +112,8 @@ export function installCloudWatchModel(model: CloudWatchModel): CloudWatchStub {
  * @example
  * stub.reset(); wireCloudWatch(stub, model);
  */
-export function wireCloudWatch(stub: CloudWatchStub, model: CloudWatchModel): void {
-  stub.on(PutMetricDataCommand).callsFake(async (i) => model.putMetricData(i));
-  stub.on(GetMetricDataCommand).callsFake(async (i) => model.getMetricData(i));
-  stub.on(ListMetricsCommand).callsFake(async (i) => model.listMetrics(i));
+export function wireCloudWatch(stub: CloudWatchStub, model: CloudWatchModel, before: BeforeCall = noHook): void {
+  stub.on(PutMetricDataCommand).callsFake(async (i) => (await before('PutMetricData'), model.putMetricData(i)));
+  stub.on(GetMetricDataCommand).callsFake(async (i) => (await before('GetMetricData'), model.getMetricData(i)));
+  stub.on(ListMetricsCommand).callsFake(async (i) => (await before('ListMetrics'), model.listMetrics(i)));
 }

@@ -99,6 +99,14 @@ export interface SecretsManagerModelOptions {
    * @default 0
    */
   readonly rotationRetries?: number;
+  /**
+   * Whether RotateSecret invokes the rotation function itself. `false` only stages the AWSPENDING
+   * version (as the service does first) and leaves the four invocations to the caller, which then
+   * plays the service: the model-based test delivers each step, retries and out-of-order repeats.
+   *
+   * @default true
+   */
+  readonly invokeRotation?: boolean;
 }
 
 /**
@@ -118,11 +126,13 @@ export class SecretsManagerModel {
   private readonly region: string;
   private readonly accountId: string;
   private readonly rotationRetries: number;
+  private readonly invokeRotation: boolean;
 
   public constructor(options: SecretsManagerModelOptions = {}) {
     this.region = options.region ?? 'us-east-1';
     this.accountId = options.accountId ?? '123456789012';
     this.rotationRetries = options.rotationRetries ?? 0;
+    this.invokeRotation = options.invokeRotation ?? true;
   }
 
   /** Registers the function RotateSecret invokes for a RotationLambdaARN. */
@@ -336,6 +346,7 @@ export class SecretsManagerModel {
     const token = input.ClientRequestToken ?? randomUUID();
     if (pending) pending.stages.delete(PENDING);
     s.versions.set(token, { id: token, stages: new Set([PENDING]), created: new Date() });
+    if (!this.invokeRotation) return { ARN: s.arn, Name: s.name, VersionId: token, ...meta };
     const run = this.runRotation(s, fn, token);
     this.inFlight.set(s.arn, run);
     return { ARN: s.arn, Name: s.name, VersionId: token, ...meta };

@@ -1,0 +1,270 @@
+/**
+ * The model-based property and its runner, shared by the CI budget in `npm test`
+ * (test/model/model.test.ts) and the long run (`npm run model`, test/model/run.ts).
+ *
+ * One run: a fresh world (database, secret, fleet) with a random registry and gate bound, a random
+ * command sequence with every invariant checked after each command, then the world quiesces (faults
+ * stop, hung processes resume, the clock runs on, Secrets Manager retries) and invariant 7 is
+ * checked: every rotation ends promoted, aborted, or held with a typed reason `converge status`
+ * shows, and nothing is half-done.
+ */
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import type { LocalPostgres } from '../../cli/local/postgres';
+import type { Step } from '../../lambda/rotation';
+import { ConvergeError } from '../../lambda/shared/errors';
+import type { ConsumerRegistration } from '../../lambda/shared/registry';
+import { clearCapturedOutput } from '../support/captured-output';
+import { commandArbs, type Real } from './commands';
+import { LiveProcess, ScheduledJob } from './consumers';
+import { ModelDatabase } from './database';
+import { outage } from './faults';
+import { Checker, checkCounts, InvariantViolation, Ledger } from './invariants';
+import { World } from './world';
+
+/** The registries a run draws from: always a live consumer, the others optional. */
+export const registryArb: fc.Arbitrary<ConsumerRegistration[]> = fc
+  .record({ worker: fc.boolean(), job: fc.boolean(), legacy: fc.boolean() })
+  .map(({ worker, job, legacy }) => [
+    { name: 'web', mode: 'live' as const, maxStalenessSeconds: 60 },
+    ...(worker ? [{ name: 'worker', mode: 'live' as const, maxStalenessSeconds: 60 }] : []),
+    ...(job ? [{ name: 'nightly', mode: 'scheduled' as const, maxStalenessSeconds: 600 }] : []),
+    ...(legacy
+      ? [{ name: 'legacy', mode: 'restart-only' as const, maxStalenessSeconds: 120 }]
+      : []),
+  ]);
+
+/** Counters of a model run. */
+export interface ModelStats {
+  runs: number;
+  commands: number;
+  invariantChecks: number;
+  logins: number;
+  readonly interleavings: Set<string>;
+  /** Rotations that ended promoted / aborted / held after quiescence. */
+  readonly endings: Record<string, number>;
+  /** Invocations by step and outcome (`setSecret: RevocationBlockedError`, `finishSecret: ok`...). */
+  readonly invocations: Record<string, number>;
+  /** Generation of AWSCURRENT at the end of each run, by value. */
+  readonly finalGenerations: Record<string, number>;
+}
+
+export function newStats(): ModelStats {
+  return {
+    runs: 0,
+    commands: 0,
+    invariantChecks: 0,
+    logins: 0,
+    interleavings: new Set(),
+    endings: {},
+    invocations: {},
+    finalGenerations: {},
+  };
+}
+
+const QUIESCE_ROUNDS = 6;
+const TICKS_PER_ROUND = 8;
+
+/**
+ * Faults stop and the clock runs on; Secrets Manager retries the waiting rotation (from the step it
+ * had reached) every few minutes. Returns how the rotation ended.
+ */
+async function quiesce(r: Real): Promise<string> {
+  const { world, ledger } = r;
+  outage.databaseDown = false;
+  for (const p of world.processes) {
+    if (p instanceof LiveProcess) {
+      p.resume();
+      p.release();
+    }
+  }
+  let lastError: Error | undefined;
+  for (let round = 0; round < QUIESCE_ROUNDS; round++) {
+    world.beginCommand();
+    for (let t = 0; t < TICKS_PER_ROUND; t++) {
+      await world.tick();
+      if (t % 4 === 0)
+        for (const p of world.processes) if (p instanceof ScheduledJob) await p.run();
+    }
+    const token = world.waitingToken();
+    if (!token) break;
+    lastError = undefined;
+    const hasValue = world.versions().find((v) => v.id === token)?.secret !== undefined;
+    const steps: Step[] = [
+      ...(hasValue ? [] : (['createSecret'] as Step[])),
+      'setSecret',
+      'testSecret',
+      'finishSecret',
+    ];
+    for (const step of steps) {
+      const record = await world.invoke({
+        Step: step,
+        SecretId: world.secretArn,
+        ClientRequestToken: token,
+      });
+      if (record.outcome !== 'ok') {
+        lastError = record.error;
+        break;
+      }
+      if (step === 'setSecret') ledger.setSecretDone.add(token);
+    }
+    await world.queryRound();
+    await r.checker.before();
+    await r.checker.after();
+  }
+  const waiting = world.waitingToken();
+  if (!waiting) {
+    return ledger.aborted.size > 0 && ledger.currentHistory.length === 1
+      ? 'aborted'
+      : 'promoted-or-idle';
+  }
+  const typed = lastError instanceof ConvergeError;
+  if (!typed) {
+    throw new InvariantViolation(
+      7,
+      `rotation ${waiting} is still waiting after the world quiesced, without a typed reason: ${lastError ? `${lastError.name}: ${lastError.message}` : 'no error'}`,
+    );
+  }
+  const status = await world.cli('status', world.secretArn);
+  if (status.code !== 0 || !status.out.includes('rotation waiting')) {
+    throw new InvariantViolation(
+      7,
+      `rotation ${waiting} is held (${lastError!.name}) but \`converge status\` does not show it waiting (exit ${status.code})`,
+    );
+  }
+  return `held: ${lastError!.name}`;
+}
+
+export interface PropertyOptions {
+  readonly database: ModelDatabase;
+  readonly stats: ModelStats;
+  /** Longest command sequence. */
+  readonly maxCommands: number;
+}
+
+/**
+ * The property: for every registry, gate bound and command sequence, every invariant holds after
+ * every command and after quiescence.
+ *
+ * @example
+ * const details = await fc.check(modelProperty({ server, stats, maxCommands: 25 }), { numRuns: 200, seed: 42 });
+ */
+export function modelProperty(options: PropertyOptions) {
+  const { database, stats } = options;
+  return fc.asyncProperty(
+    registryArb,
+    fc.constantFrom(60, 120, 300),
+    fc.integer({ min: 1, max: 3 }),
+    fc.commands(commandArbs(), { maxCommands: options.maxCommands, size: 'max' }),
+    async (registry, gateMaxWaitSeconds, liveProcesses, cmds) => {
+      stats.runs++;
+      outage.databaseDown = false;
+      const world = await World.create({
+        database,
+        registry,
+        liveProcesses,
+        gateMaxWaitSeconds,
+        tag: randomBytes(4).toString('hex'),
+      });
+      const ledger = new Ledger();
+      const checker = await Checker.open(world, ledger);
+      const real: Real = { world, ledger, checker, service: { seen: [] }, executed: 0 };
+      const checksBefore = checkCounts.checks;
+      try {
+        await fc.asyncModelRun(() => ({ model: {}, real }), cmds);
+        const ending = await quiesce(real);
+        stats.endings[ending] = (stats.endings[ending] ?? 0) + 1;
+        stats.interleavings.add(
+          [...cmds].map((c) => c.toString().replace(/[#(].*$/, '')).join(' > '),
+        );
+      } finally {
+        stats.commands += real.executed;
+        for (const i of world.invocations) {
+          const what =
+            i.outcome === 'error'
+              ? i.error instanceof ConvergeError
+                ? i.error.name
+                : `untyped ${i.error!.name}: ${i.error!.message.slice(0, 80)}`
+              : i.outcome === 'ok' && typeof i.result === 'string'
+                ? i.result
+                : i.outcome;
+          const key = `${i.label}: ${what}`;
+          stats.invocations[key] = (stats.invocations[key] ?? 0) + 1;
+        }
+        const generation = String(world.versionAt('AWSCURRENT')?.secret?.generation ?? '?');
+        stats.finalGenerations[generation] = (stats.finalGenerations[generation] ?? 0) + 1;
+        stats.invariantChecks += checkCounts.checks - checksBefore;
+        outage.databaseDown = false;
+        await checker.close();
+        await world.dispose();
+        clearCapturedOutput();
+      }
+    },
+  );
+}
+
+/** What a model run reports (`npm run model -- --json` prints it). */
+export interface ModelSummary {
+  readonly runs: number;
+  readonly seed: number;
+  readonly commandsExecuted: number;
+  readonly distinctInterleavings: number;
+  readonly invariantChecks: number;
+  readonly realLogins: number;
+  readonly endings: Record<string, number>;
+  readonly invocations: Record<string, number>;
+  readonly finalGenerations: Record<string, number>;
+  readonly failures: { seed: number; path?: string; counterexample: string; error: string }[];
+  readonly wallSeconds: number;
+}
+
+/**
+ * Runs `runs` sequences from `seed` and summarizes; a failure carries fast-check's shrunk
+ * counterexample, its seed and replay path.
+ *
+ * @example
+ * const summary = await runModel({ server, runs: 200, seed: 42, maxCommands: 25 });
+ */
+export async function runModel(options: {
+  server: LocalPostgres;
+  runs: number;
+  seed: number;
+  maxCommands: number;
+}): Promise<ModelSummary> {
+  const stats = newStats();
+  const database = await ModelDatabase.create(options.server);
+  const started = Date.now();
+  const loginsBefore = checkCounts.logins;
+  const details = await fc
+    .check(modelProperty({ database, stats, maxCommands: options.maxCommands }), {
+      numRuns: options.runs,
+      seed: options.seed,
+    })
+    .finally(() => database.drop());
+  const failures = details.failed
+    ? [
+        {
+          seed: details.seed,
+          path: details.counterexamplePath ?? undefined,
+          counterexample: fc.stringify(details.counterexample),
+          error:
+            details.errorInstance instanceof Error
+              ? `${details.errorInstance.name}: ${details.errorInstance.message}`
+              : String(details.errorInstance),
+        },
+      ]
+    : [];
+  return {
+    runs: details.numRuns,
+    seed: options.seed,
+    commandsExecuted: stats.commands,
+    distinctInterleavings: stats.interleavings.size,
+    invariantChecks: stats.invariantChecks,
+    realLogins: checkCounts.logins - loginsBefore,
+    endings: stats.endings,
+    invocations: stats.invocations,
+    finalGenerations: stats.finalGenerations,
+    failures,
+    wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+}
