@@ -14,7 +14,7 @@
  * - a database outage refuses every new connection except the checker's.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Client } from 'pg';
+import { Client, DatabaseError } from 'pg';
 
 /** What the N-th matching call of an invocation does instead of answering. */
 export type FaultKind = 'crash' | 'throttle' | 'server-error' | 'timeout' | 'drop-connection';
@@ -226,9 +226,14 @@ export function installPgFaults(): void {
             this as unknown as { connection?: { stream?: { destroy(): void } } }
           ).connection?.stream?.destroy();
         } else {
-          return Promise.reject(
-            Object.assign(new Error(`${kind} while talking to the database`), { code: '57P01' }),
+          // What the server sends when it shuts the session down (an administrator, a failover).
+          const err = new DatabaseError(
+            `terminating connection due to administrator command (${kind})`,
+            0,
+            'error',
           );
+          Object.assign(err, { code: '57P01', severity: 'FATAL' });
+          return Promise.reject(err);
         }
       }
     }

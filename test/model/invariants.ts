@@ -32,8 +32,8 @@ interface EmergencyRecord {
   readonly formerly: DbSecret;
   /** The command in which the promotion was seen. */
   readonly seenAt: number;
-  /** Whether an invocation has completed since, so the revocation must have happened. */
-  due: boolean;
+  /** The command after which an invocation had completed, so the revocation must have happened. */
+  dueAt?: number;
   sessionsChecked: boolean;
 }
 
@@ -153,6 +153,17 @@ export class Checker {
     };
   }
 
+  /** Sessions of `username` with their application_name (who holds them). */
+  public async sessionsOf(username: string): Promise<{ pid: number; application_name: string }[]> {
+    return runScoped({ actor: 'checker' }, async () => {
+      const r = await this.admin.query<{ pid: number; application_name: string }>(
+        'SELECT pid, application_name FROM pg_catalog.pg_stat_activity WHERE usename = $1',
+        [username],
+      );
+      return r.rows;
+    });
+  }
+
   /** Takes the snapshot a command is judged against. */
   public async before(): Promise<void> {
     this.snapshot = await runScoped({ actor: 'checker' }, () => this.read());
@@ -233,20 +244,37 @@ export class Checker {
             token: current.id,
             formerly,
             seenAt: world.command,
-            due: false,
             sessionsChecked: false,
           });
       }
+    }
+
+    for (const e of ledger.emergencies) {
+      const due = world.invocations.some(
+        (i) =>
+          i.outcome === 'ok' &&
+          (i.command > e.seenAt ||
+            (i.command === e.seenAt && (i.token === e.token || i.label.includes('redrive')))),
+      );
+      if (due && e.dueAt === undefined) e.dueAt = world.command;
     }
 
     // 3. No password changed under a user in use (by reports within freshness, or by sessions).
     for (const [user, row] of after.roles) {
       const before = this.snapshot.roles.get(user);
       if (!before || before.rolpassword === row.rolpassword) continue;
+      // An emergency changes passwords without waiting: its setSecret (while its token is pending),
+      // and the revocation of the formerly current user once promoted (in that command, or at the
+      // next invocation when the function died in between).
       const emergency =
         [this.snapshot.pending, after.pending].some(
           (t) => t !== undefined && ledger.emergencyTokens.has(t),
-        ) || ledger.emergencies.some((e) => e.formerly.username === user);
+        ) ||
+        ledger.emergencies.some(
+          (e) =>
+            e.formerly.username === user &&
+            (e.seenAt === world.command || e.dueAt === undefined || e.dueAt === world.command),
+        );
       if (emergency) continue;
       const kept = after.sessions.filter(
         (s) =>
@@ -286,15 +314,7 @@ export class Checker {
 
     // 5. Emergency: once an invocation has completed after the promotion, the old credential is dead.
     for (const e of ledger.emergencies) {
-      if (!e.due) {
-        e.due = world.invocations.some(
-          (i) =>
-            i.outcome === 'ok' &&
-            (i.command > e.seenAt ||
-              (i.command === e.seenAt && (i.token === e.token || i.label.includes('redrive')))),
-        );
-      }
-      if (!e.due) continue;
+      if (e.dueAt === undefined) continue;
       const revoked = !(await this.logsIn(e.formerly, after.roles));
       this.check(
         5,

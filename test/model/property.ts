@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import type { LocalPostgres } from '../../cli/local/postgres';
 import type { Step } from '../../lambda/rotation';
-import { ConvergeError } from '../../lambda/shared/errors';
+import { ConvergeError, RevocationBlockedError } from '../../lambda/shared/errors';
 import type { ConsumerRegistration } from '../../lambda/shared/registry';
 import { clearCapturedOutput } from '../support/captured-output';
 import { commandArbs, type Real } from './commands';
@@ -118,11 +118,30 @@ async function quiesce(r: Real): Promise<string> {
       ? 'aborted'
       : 'promoted-or-idle';
   }
-  const typed = lastError instanceof ConvergeError;
-  if (!typed) {
+  // Once faults stopped and every live process moved, only a consumer that cannot move by itself (a
+  // restart-only service nobody restarted) may still hold a rotation, and only the guard may hold it.
+  if (!(lastError instanceof RevocationBlockedError)) {
     throw new InvariantViolation(
       7,
-      `rotation ${waiting} is still waiting after the world quiesced, without a typed reason: ${lastError ? `${lastError.name}: ${lastError.message}` : 'no error'}`,
+      `rotation ${waiting} is still waiting after the world quiesced: ${lastError ? `${lastError.name}: ${lastError.message}` : 'no error'}`,
+    );
+  }
+  const restartOnly = new Set(
+    world.options.registry.filter((c) => c.mode === 'restart-only').map((c) => c.name),
+  );
+  const movable = lastError.blocking.filter((b) => !restartOnly.has(b.consumer));
+  const sessions = await r.checker.sessionsOf(lastError.username);
+  const unexplained = sessions.filter(
+    (s) => ![...restartOnly].some((name) => s.application_name.startsWith(`${name}#`)),
+  );
+  if (movable.length > 0 || unexplained.length > 0) {
+    const who = [
+      ...movable.map((b) => b.consumer),
+      ...unexplained.map((s) => `session ${s.application_name}`),
+    ];
+    throw new InvariantViolation(
+      7,
+      `rotation ${waiting} is still held after the world quiesced by ${who.join(', ')}: ${lastError.message}`,
     );
   }
   const status = await world.cli('status', world.secretArn);
@@ -216,6 +235,8 @@ export interface ModelSummary {
   readonly finalGenerations: Record<string, number>;
   readonly failures: { seed: number; path?: string; counterexample: string; error: string }[];
   readonly wallSeconds: number;
+  /** The interleavings themselves (command kinds in order), for merging shards; not printed. */
+  readonly interleavingKeys?: readonly string[];
 }
 
 /**
@@ -266,5 +287,47 @@ export async function runModel(options: {
     finalGenerations: stats.finalGenerations,
     failures,
     wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+    interleavingKeys: [...stats.interleavings],
+  };
+}
+
+function addCounts(
+  into: Record<string, number>,
+  from: Record<string, number>,
+): Record<string, number> {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+  return into;
+}
+
+/**
+ * One summary from the shards' summaries (each shard ran its own seed on its own database).
+ *
+ * @example
+ * const total = mergeSummaries(seed, [a, b], wallSeconds);
+ */
+export function mergeSummaries(
+  seed: number,
+  parts: readonly ModelSummary[],
+  wallSeconds: number,
+): ModelSummary {
+  const keys = new Set(parts.flatMap((p) => p.interleavingKeys ?? []));
+  return {
+    runs: parts.reduce((n, p) => n + p.runs, 0),
+    seed,
+    commandsExecuted: parts.reduce((n, p) => n + p.commandsExecuted, 0),
+    distinctInterleavings: keys.size,
+    invariantChecks: parts.reduce((n, p) => n + p.invariantChecks, 0),
+    realLogins: parts.reduce((n, p) => n + p.realLogins, 0),
+    endings: parts.reduce((acc, p) => addCounts(acc, p.endings), {} as Record<string, number>),
+    invocations: parts.reduce(
+      (acc, p) => addCounts(acc, p.invocations),
+      {} as Record<string, number>,
+    ),
+    finalGenerations: parts.reduce(
+      (acc, p) => addCounts(acc, p.finalGenerations),
+      {} as Record<string, number>,
+    ),
+    failures: parts.flatMap((p) => p.failures),
+    wallSeconds,
   };
 }

@@ -1,17 +1,22 @@
 /**
- * `npm run model -- --runs N [--seed S] [--max-commands M] [--json]`: the model-based test at any
- * budget, outside jest. Starts its own PostgreSQL (CONVERGE_PG_MAJOR picks the major, default 18),
- * runs N command sequences from seed S, and prints runs, commands executed, distinct
- * interleavings, invariant checks, failures (with fast-check's shrunk counterexample, seed and
- * replay path) and wall time. Exits 1 when an invariant broke.
+ * `npm run model -- --runs N [--seed S] [--max-commands M] [--workers W] [--json]`: the model-based
+ * test at any budget, outside jest. Starts one PostgreSQL (CONVERGE_PG_MAJOR picks the major,
+ * default 18) and W worker processes (default: one per core, at most 2); worker i runs its share of
+ * the N command sequences from seed S + i on its own database. Prints runs, commands executed,
+ * distinct interleavings, invariant checks, failures (with fast-check's shrunk counterexample, the
+ * seed and the replay path) and wall time. Exits 1 when an invariant broke.
+ *
+ * To replay a failure, run its seed with one worker: `npm run model -- --runs R --seed <seed> --workers 1`.
  *
  * Like the jest setup (test/support/setup-env.ts), it sends every SDK client that is not answered
  * by a model to a closed port, so nothing can reach AWS.
  */
+import { fork } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import { startLocalPostgres } from '../../cli/local/postgres';
+import { startLocalPostgres, type LocalPostgres } from '../../cli/local/postgres';
 import { installOutputCapture } from '../support/captured-output';
-import { runModel } from './property';
+import { mergeSummaries, runModel, type ModelSummary } from './property';
 import { restoreSdkStubs } from './world';
 
 Object.assign(process.env, {
@@ -26,21 +31,51 @@ Object.assign(process.env, {
 });
 delete process.env.AWS_PROFILE;
 
-async function main(): Promise<number> {
+/** Set in a worker: the parent's server, as JSON (without `stop`). */
+const SERVER_ENV = 'CONVERGE_MODEL_SERVER';
+
+interface Options {
+  runs: number;
+  seed: number;
+  maxCommands: number;
+  workers: number;
+  json?: boolean;
+}
+
+function options(): Options {
   const program = new Command('model')
     .addOption(new Option('--runs <n>', 'command sequences to run').default(200).argParser(Number))
     .addOption(
-      new Option('--seed <s>', 'fast-check seed').default(Date.now() % 2 ** 31).argParser(Number),
+      new Option('--seed <s>', 'fast-check seed (worker i uses seed + i)')
+        .default(Date.now() % 2 ** 31)
+        .argParser(Number),
     )
     .addOption(
       new Option('--max-commands <m>', 'longest command sequence').default(25).argParser(Number),
     )
+    .addOption(
+      new Option('--workers <w>', 'worker processes')
+        .default(Math.min(2, availableParallelism()))
+        .argParser(Number),
+    )
     .option('--json', 'print the summary as JSON')
     .parse(process.argv);
-  const o = program.opts<{ runs: number; seed: number; maxCommands: number; json?: boolean }>();
-  const write = process.stdout.write.bind(process.stdout);
-  const server = await startLocalPostgres();
-  // Everything the product prints goes to the capture the password invariant scans, not the terminal.
+  const o = program.opts<Options>();
+  const checks: [string, number, number][] = [
+    ['runs', o.runs, 1],
+    ['seed', o.seed, 0],
+    ['max-commands', o.maxCommands, 1],
+    ['workers', o.workers, 1],
+  ];
+  for (const [name, value, min] of checks) {
+    if (!Number.isInteger(value) || value < min)
+      throw new Error(`--${name} must be an integer of at least ${min}, got ${value}`);
+  }
+  return o;
+}
+
+/** A worker: runs its share against the parent's server and sends the summary back. */
+async function worker(server: LocalPostgres, o: Options): Promise<void> {
   installOutputCapture();
   try {
     const summary = await runModel({
@@ -49,30 +84,91 @@ async function main(): Promise<number> {
       seed: o.seed,
       maxCommands: o.maxCommands,
     });
-    if (o.json) {
-      write(`${JSON.stringify(summary, null, 2)}\n`);
-    } else {
-      write(
-        [
-          `model: ${summary.runs} runs, seed ${summary.seed}, PostgreSQL ${server.version}`,
-          `  commands executed:     ${summary.commandsExecuted}`,
-          `  distinct interleavings: ${summary.distinctInterleavings}`,
-          `  invariant checks:      ${summary.invariantChecks} (${summary.realLogins} real logins)`,
-          `  endings:               ${JSON.stringify(summary.endings)}`,
-          `  final generations:     ${JSON.stringify(summary.finalGenerations)}`,
-          `  invocations:           ${JSON.stringify(summary.invocations)}`,
-          `  failures:              ${summary.failures.length}`,
-          ...summary.failures.map(
-            (f) => `    seed ${f.seed} path ${f.path}\n    ${f.error}\n    ${f.counterexample}`,
-          ),
-          `  wall time:             ${summary.wallSeconds} s`,
-          '',
-        ].join('\n'),
-      );
-    }
-    return summary.failures.length === 0 ? 0 : 1;
+    await new Promise<void>((resolve) => process.send!(summary, () => resolve()));
   } finally {
     restoreSdkStubs();
+  }
+}
+
+function runWorker(
+  server: LocalPostgres,
+  o: Options,
+  runs: number,
+  seed: number,
+): Promise<ModelSummary> {
+  const { stop: _stop, ...info } = server;
+  const args = [
+    '--runs',
+    String(runs),
+    '--seed',
+    String(seed),
+    '--max-commands',
+    String(o.maxCommands),
+    '--workers',
+    '1',
+  ];
+  const child = fork(__filename, args, {
+    env: { ...process.env, [SERVER_ENV]: JSON.stringify(info) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    let summary: ModelSummary | undefined;
+    child.on('message', (m) => (summary = m as ModelSummary));
+    child.on('exit', (code) =>
+      summary
+        ? resolve(summary)
+        : reject(new Error(`model worker (seed ${seed}) exited with ${code} and no summary`)),
+    );
+  });
+}
+
+function print(summary: ModelSummary, o: Options, version: string): void {
+  const write = (t: string) => process.stdout.write(t);
+  if (o.json) {
+    const { interleavingKeys: _keys, ...shown } = summary;
+    write(
+      `${JSON.stringify({ ...shown, workers: o.workers, maxCommands: o.maxCommands, postgres: version }, null, 2)}\n`,
+    );
+    return;
+  }
+  write(
+    [
+      `model: ${summary.runs} runs, seed ${summary.seed} (${o.workers} workers), PostgreSQL ${version}`,
+      `  commands executed:      ${summary.commandsExecuted}`,
+      `  distinct interleavings: ${summary.distinctInterleavings}`,
+      `  invariant checks:       ${summary.invariantChecks} (${summary.realLogins} real logins)`,
+      `  endings:                ${JSON.stringify(summary.endings)}`,
+      `  final generations:      ${JSON.stringify(summary.finalGenerations)}`,
+      `  invocations:            ${JSON.stringify(summary.invocations)}`,
+      `  failures:               ${summary.failures.length}`,
+      ...summary.failures.map(
+        (f) => `    seed ${f.seed} path ${f.path}\n    ${f.error}\n    ${f.counterexample}`,
+      ),
+      `  wall time:              ${summary.wallSeconds} s`,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  const shared = process.env[SERVER_ENV];
+  if (shared) {
+    await worker({ ...(JSON.parse(shared) as LocalPostgres), stop: async () => undefined }, o);
+    return 0;
+  }
+  const started = Date.now();
+  const server = await startLocalPostgres();
+  try {
+    const workers = Math.min(o.workers, o.runs);
+    const share = (i: number) => Math.floor(o.runs / workers) + (i < o.runs % workers ? 1 : 0);
+    const parts = await Promise.all(
+      Array.from({ length: workers }, (_, i) => runWorker(server, o, share(i), o.seed + i)),
+    );
+    const summary = mergeSummaries(o.seed, parts, Math.round((Date.now() - started) / 100) / 10);
+    print(summary, { ...o, workers }, server.version);
+    return summary.failures.length === 0 ? 0 : 1;
+  } finally {
     await server.stop();
   }
 }
@@ -80,7 +176,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`model: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`model: ${(err as Error).message}\n`);
     process.exit(2);
   },
 );
