@@ -80,14 +80,15 @@ async function quiesce(r: Real): Promise<string> {
   }
   let lastError: Error | undefined;
   for (let round = 0; round < QUIESCE_ROUNDS; round++) {
+    const token = world.waitingToken();
+    if (!token) break;
     world.beginCommand();
     for (let t = 0; t < TICKS_PER_ROUND; t++) {
       await world.tick();
-      if (t % 4 === 0)
-        for (const p of world.processes) if (p instanceof ScheduledJob) await p.run();
+      if (t === 0) for (const p of world.processes) if (p instanceof ScheduledJob) await p.run();
     }
-    const token = world.waitingToken();
-    if (!token) break;
+    // Judged from here: the retry below is what may change a password, at this virtual time.
+    await r.checker.before();
     lastError = undefined;
     const hasValue = world.versions().find((v) => v.id === token)?.secret !== undefined;
     const steps: Step[] = [
@@ -109,7 +110,6 @@ async function quiesce(r: Real): Promise<string> {
       if (step === 'setSecret') ledger.setSecretDone.add(token);
     }
     await world.queryRound();
-    await r.checker.before();
     await r.checker.after();
   }
   const waiting = world.waitingToken();
