@@ -315,8 +315,8 @@ export class World {
   }
 
   /** The world moves on by one tick: the clock advances (unless a gate sleep did) and processes act. */
-  public async tick(advance = true): Promise<void> {
-    if (advance) this.clock.advance(TICK_SECONDS * 1000);
+  public async tick(advanceSeconds: number | false = TICK_SECONDS): Promise<void> {
+    if (advanceSeconds) this.clock.advance(advanceSeconds * 1000);
     for (const p of this.processes) await p.tick();
   }
 
