@@ -4,7 +4,7 @@
  * typed errors that name the host and user but never the password.
  */
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type SecureContext } from 'node:tls';
 import { Client, type ClientConfig } from 'pg';
 import {
   AuthenticationFailedError,
@@ -88,6 +88,22 @@ function readCa(path: string): Buffer {
   return ca;
 }
 
+const contextCache = new Map<string, SecureContext>();
+
+/**
+ * One TLS context per CA bundle, built once: passing `ca` instead would make Node parse the bundle
+ * and build a new certificate store for every connection (the RDS global bundle holds over a
+ * hundred certificates).
+ */
+function caContext(path: string): SecureContext {
+  let context = contextCache.get(path);
+  if (!context) {
+    context = createSecureContext({ ca: readCa(path) });
+    contextCache.set(path, context);
+  }
+  return context;
+}
+
 /**
  * The `pg` TLS settings for a mode. `verify-full` checks the certificate chain and that the
  * certificate names `host` (IP addresses included, which `pg` alone does not check).
@@ -98,12 +114,12 @@ function readCa(path: string): Buffer {
 export function tlsSettings(mode: SslMode, host: string, options: ConnectionOptions = {}): ClientConfig['ssl'] {
   if (mode === 'disable') return false;
   if (mode === 'require') return { rejectUnauthorized: false };
-  const ca = options.caBundlePath ? readCa(options.caBundlePath) : undefined;
+  const trust = options.caBundlePath ? { secureContext: caContext(options.caBundlePath) } : {};
   if (mode === 'verify-ca') {
-    return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    return { ...trust, rejectUnauthorized: true, checkServerIdentity: () => undefined };
   }
   return {
-    ca,
+    ...trust,
     rejectUnauthorized: true,
     servername: isIp(host) ? undefined : host,
     checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert),

@@ -101,6 +101,9 @@ abstract class FleetProcess {
   public abstract stop(): Promise<void>;
 }
 
+/** How often a live process reads the secret when time passes: the library's default TTL. */
+const REFRESH_TTL_MS = 60_000;
+
 /** One process of a `live` consumer. */
 export class LiveProcess extends FleetProcess {
   public pool!: RotatingPgPool;
@@ -109,6 +112,7 @@ export class LiveProcess extends FleetProcess {
   public held: PoolClient | undefined;
   /** Stopped: no refresh, no report, no query; its checked-out client stays open. */
   public hung = false;
+  private refreshedAt = Number.NEGATIVE_INFINITY;
 
   public static async start(
     ctx: FleetContext,
@@ -151,12 +155,14 @@ export class LiveProcess extends FleetProcess {
   }
 
   public async refresh(): Promise<void> {
+    this.refreshedAt = this.ctx.now();
     await this.scoped(() => this.pool.refreshNow()).catch(() => undefined);
   }
 
   public async tick(): Promise<void> {
     if (this.hung) return;
-    await this.refresh();
+    // The library's default TTL: the secret is read again once a minute (reports go out every tick).
+    if (this.ctx.now() - this.refreshedAt >= REFRESH_TTL_MS) await this.refresh();
     await this.publish(this.reporter);
   }
 

@@ -36,7 +36,7 @@ describe('Model-based: random rotations, retries, crashes, operator actions and 
       server: tlsServer(),
       runs: RUNS,
       seed: SEED,
-      maxCommands: 25,
+      maxCommands: 20,
     });
     // stderr is not captured: CI shows the seed and what the budget exercised.
     process.stderr.write(

@@ -51,7 +51,7 @@ function options(): Options {
         .argParser(Number),
     )
     .addOption(
-      new Option('--max-commands <m>', 'longest command sequence').default(25).argParser(Number),
+      new Option('--max-commands <m>', 'longest command sequence').default(20).argParser(Number),
     )
     .addOption(
       new Option('--workers <w>', 'worker processes')
