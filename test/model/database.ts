@@ -64,8 +64,11 @@ export class ModelDatabase {
   private constructor(
     public readonly server: LocalPostgres,
     private readonly provisioned: ProvisionedDatabase,
-    /** A superuser session on the database, kept for resets. */
-    private readonly admin: Client,
+    /**
+     * A superuser session on the database (search_path pinned to the catalog), kept open for the
+     * resets and the invariant checker: a run opens no session of its own to observe.
+     */
+    public readonly admin: Client,
   ) {}
 
   public static async create(server: LocalPostgres): Promise<ModelDatabase> {
@@ -107,13 +110,13 @@ export class ModelDatabase {
     const c = this.admin;
     const [app, alt] = this.users.map((u) => c.escapeIdentifier(u));
     await runScoped({ actor: 'checker' }, async () => {
+      // With a timeout, pg_terminate_backend waits until the session has ended.
       for (let i = 0; i < 100; i++) {
         const left = await c.query<{ n: number }>(
-          'SELECT count(pg_catalog.pg_terminate_backend(pid))::int AS n FROM pg_catalog.pg_stat_activity WHERE usename = ANY($1::text[])',
+          'SELECT count(pg_catalog.pg_terminate_backend(pid, 5000))::int AS n FROM pg_catalog.pg_stat_activity WHERE usename = ANY($1::text[])',
           [this.users],
         );
         if (left.rows[0].n === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
       }
       if (
         (await c.query('SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1', [this.users[1]]))

@@ -8,7 +8,7 @@
  * the invariant, so fast-check shrinks to the shortest command sequence that breaks it.
  */
 import { Client } from 'pg';
-import { tlsSettings, withClient } from '../../lambda/shared/pg-connection';
+import { withClient } from '../../lambda/shared/pg-connection';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, type DbSecret } from '../../lambda/shared/secret';
 import { capturedOutput } from '../support/captured-output';
 import { LiveProcess, RestartOnlyProcess } from './consumers';
@@ -104,28 +104,15 @@ export class Checker {
 
   public static async open(world: World, ledger: Ledger): Promise<Checker> {
     const checker = new Checker(world, ledger);
-    const { server } = world.options.database;
-    checker.admin = new Client({
-      host: server.host,
-      port: server.port,
-      database: world.db.dbname,
-      user: server.superuser.username,
-      password: server.superuser.password,
-      ssl: tlsSettings(server.tls ? 'verify-full' : 'disable', server.host, {
-        caBundlePath: server.caBundlePath,
-      }),
-      options: '-c search_path=pg_catalog,pg_temp',
-    });
-    checker.admin.on('error', () => undefined);
-    await runScoped({ actor: 'checker' }, () => checker.admin.connect());
+    // The database's superuser session (search_path pinned), shared with its resets.
+    checker.admin = world.options.database.admin;
     checker.outputSeen = capturedOutput().length;
     ledgerCurrent(world, ledger);
     return checker;
   }
 
-  public async close(): Promise<void> {
-    await this.admin.end().catch(() => undefined);
-  }
+  /** Nothing to release: the session belongs to the database (kept open for the next run). */
+  public async close(): Promise<void> {}
 
   /** Roles, sessions and the probe log in one round trip. */
   private async read(): Promise<Snapshot> {

@@ -96,7 +96,15 @@ function runWorker(
   runs: number,
   seed: number,
 ): Promise<ModelSummary> {
-  const { stop: _stop, ...info } = server;
+  const info: Omit<LocalPostgres, 'stop'> = {
+    host: server.host,
+    port: server.port,
+    major: server.major,
+    version: server.version,
+    superuser: server.superuser,
+    caBundlePath: server.caBundlePath,
+    tls: server.tls,
+  };
   const args = [
     '--runs',
     String(runs),
@@ -125,7 +133,7 @@ function runWorker(
 function print(summary: ModelSummary, o: Options, version: string): void {
   const write = (t: string) => process.stdout.write(t);
   if (o.json) {
-    const { interleavingKeys: _keys, ...shown } = summary;
+    const shown = { ...summary, interleavingKeys: undefined };
     write(
       `${JSON.stringify({ ...shown, workers: o.workers, maxCommands: o.maxCommands, postgres: version }, null, 2)}\n`,
     );
