@@ -372,12 +372,20 @@ export class Checker {
     }
 
     // 2. What every process would connect with logs in; no live query failed because of a rotation.
-    const emergencyPromoted = ledger.emergencies.length > 0;
+    // An emergency cuts off whoever did not move, from its setSecret on (the previous user's sessions
+    // are terminated and its password replaced at once) and again after its promotion.
+    const emergencyStarted =
+      ledger.emergencies.length > 0 ||
+      [...ledger.emergencyTokens].some(
+        (t) =>
+          ledger.setSecretDone.has(t) ||
+          world.invocations.some((i) => i.token === t && i.label === 'setSecret'),
+      );
     for (const p of world.processes) {
       const inUse = p.inUse();
       const exempt =
         ledger.staleAllowed.has(p.registration.name) ||
-        (emergencyPromoted &&
+        (emergencyStarted &&
           (p instanceof RestartOnlyProcess ||
             (p instanceof LiveProcess && p.hung) ||
             revokedByEmergency(inUse)));
