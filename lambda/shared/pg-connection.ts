@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity, createSecureContext, type SecureContext } from 'node:tls';
-import { Client, type ClientConfig } from 'pg';
+import { Client, DatabaseError, type ClientConfig } from 'pg';
 import {
   AuthenticationFailedError,
   ConfigurationError,
@@ -81,7 +81,9 @@ function readCa(path: string): Buffer {
     try {
       ca = readFileSync(path);
     } catch (err) {
-      throw new ConfigurationError(`CA bundle "${path}" cannot be read`, { cause: redactedCause(err) });
+      throw new ConfigurationError(`CA bundle "${path}" cannot be read`, {
+        cause: redactedCause(err),
+      });
     }
     caCache.set(path, ca);
   }
@@ -111,7 +113,11 @@ function caContext(path: string): SecureContext {
  * @example
  * new pg.Client({ host, ssl: tlsSettings('verify-full', host, { caBundlePath }) });
  */
-export function tlsSettings(mode: SslMode, host: string, options: ConnectionOptions = {}): ClientConfig['ssl'] {
+export function tlsSettings(
+  mode: SslMode,
+  host: string,
+  options: ConnectionOptions = {},
+): ClientConfig['ssl'] {
   if (mode === 'disable') return false;
   if (mode === 'require') return { rejectUnauthorized: false };
   const trust = options.caBundlePath ? { secureContext: caContext(options.caBundlePath) } : {};
@@ -194,9 +200,38 @@ export async function withClient<T>(
   const client = await openClient(target, credential, options);
   try {
     return await fn(client);
+  } catch (err) {
+    throw lostConnection(err, target, credential) ?? err;
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Node and `pg` codes and messages of a connection that broke after it was established. */
+const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED']);
+const LOST_MESSAGE =
+  /connection terminated|connection (was )?(lost|closed|ended)|client has encountered a connection error|socket hang up|not queryable/i;
+
+/**
+ * A connection that broke while `fn` used it (the server went away, a failover, a network cut)
+ * surfaces from `pg` as a plain `Error`; it becomes a {@link DatabaseConnectionError} naming the
+ * target. SQL errors (with a SQLSTATE) and typed errors are left as they are.
+ */
+function lostConnection(
+  err: unknown,
+  target: ConnectionTarget,
+  credential: Credential,
+): DatabaseConnectionError | undefined {
+  if (err instanceof ConvergeError || err instanceof DatabaseError || !(err instanceof Error))
+    return undefined;
+  const code = (err as { code?: string }).code;
+  if (!(code !== undefined && LOST_CODES.has(code)) && !LOST_MESSAGE.test(err.message))
+    return undefined;
+  return new DatabaseConnectionError(
+    `the connection to ${target.host}:${target.port}/${target.dbname} as "${credential.username}" broke while in use (${err.message}); ` +
+      'whatever was not committed was rolled back by the server',
+    { cause: redactedCause(err, [credential.password]), code },
+  );
 }
 
 const TLS_CODES = new Set([
@@ -217,16 +252,23 @@ const TLS_CODES = new Set([
  * @example
  * try { await client.connect(); } catch (err) { throw classifyConnectError(err, target, cred); }
  */
-export function classifyConnectError(err: unknown, target: ConnectionTarget, credential: Credential): ConvergeError {
+export function classifyConnectError(
+  err: unknown,
+  target: ConnectionTarget,
+  credential: Credential,
+): ConvergeError {
   if (err instanceof ConvergeError) return err;
   const cause = redactedCause(err, [credential.password]);
   const code = (err as { code?: string } | undefined)?.code;
   const where = `${target.host}:${target.port}/${target.dbname} as "${credential.username}"`;
   if (code === '28P01' || code === '28000') {
-    return new AuthenticationFailedError(`PostgreSQL rejected the credential for ${where} (SQLSTATE ${code})`, {
-      cause,
-      code,
-    });
+    return new AuthenticationFailedError(
+      `PostgreSQL rejected the credential for ${where} (SQLSTATE ${code})`,
+      {
+        cause,
+        code,
+      },
+    );
   }
   if (/does not support SSL/i.test(cause.message)) {
     return new TlsRequiredError(
@@ -235,15 +277,24 @@ export function classifyConnectError(err: unknown, target: ConnectionTarget, cre
     );
   }
   if ((code && TLS_CODES.has(code)) || /certificate|altnames|self[- ]signed/i.test(cause.message)) {
-    return new TlsRequiredError(`${where}: the server certificate could not be verified (${code ?? cause.message})`, {
-      cause,
-      code,
-    });
+    return new TlsRequiredError(
+      `${where}: the server certificate could not be verified (${code ?? cause.message})`,
+      {
+        cause,
+        code,
+      },
+    );
   }
   if (/timeout/i.test(cause.message)) {
-    return new DatabaseConnectionError(`${where}: connection timed out`, { cause, code: code ?? 'ETIMEDOUT' });
+    return new DatabaseConnectionError(`${where}: connection timed out`, {
+      cause,
+      code: code ?? 'ETIMEDOUT',
+    });
   }
-  return new DatabaseConnectionError(`${where}: cannot connect (${code ?? cause.message})`, { cause, code });
+  return new DatabaseConnectionError(`${where}: cannot connect (${code ?? cause.message})`, {
+    cause,
+    code,
+  });
 }
 
 function isIp(host: string): boolean {

@@ -1,6 +1,10 @@
 import { freePort } from '../../cli/local/postgres';
-import { AuthenticationFailedError, DatabaseConnectionError, TlsRequiredError } from '../../lambda/shared/errors';
-import { openClient } from '../../lambda/shared/pg-connection';
+import {
+  AuthenticationFailedError,
+  DatabaseConnectionError,
+  TlsRequiredError,
+} from '../../lambda/shared/errors';
+import { openClient, withClient } from '../../lambda/shared/pg-connection';
 import { freshDatabase, plainServer, tlsServer } from '../support/database';
 
 describe('Function: openClient', () => {
@@ -9,10 +13,16 @@ describe('Function: openClient', () => {
     const db = await freshDatabase('conn');
     const srv = tlsServer();
     // Act
-    const c = await openClient({ host: 'localhost', port: srv.port, dbname: db.dbname, ssl: 'verify-full' }, db.app, {
-      caBundlePath: srv.caBundlePath,
-    });
-    const r = await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    const c = await openClient(
+      { host: 'localhost', port: srv.port, dbname: db.dbname, ssl: 'verify-full' },
+      db.app,
+      {
+        caBundlePath: srv.caBundlePath,
+      },
+    );
+    const r = await c.query<{ ssl: boolean }>(
+      'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+    );
     await c.end();
     // Assess
     expect(r.rows[0].ssl).toBe(true);
@@ -21,14 +31,21 @@ describe('Function: openClient', () => {
   it('refuses a server without TLS when verify-full is required (no fallback)', async () => {
     const srv = plainServer();
     await expect(
-      openClient({ host: srv.host, port: srv.port, dbname: 'postgres', ssl: 'verify-full' }, srv.superuser),
+      openClient(
+        { host: srv.host, port: srv.port, dbname: 'postgres', ssl: 'verify-full' },
+        srv.superuser,
+      ),
     ).rejects.toThrow(TlsRequiredError);
   });
 
   it('refuses a certificate it cannot verify', async () => {
     const srv = tlsServer();
     await expect(
-      openClient({ host: 'localhost', port: srv.port, dbname: 'postgres', ssl: 'verify-full' }, srv.superuser, {}),
+      openClient(
+        { host: 'localhost', port: srv.port, dbname: 'postgres', ssl: 'verify-full' },
+        srv.superuser,
+        {},
+      ),
     ).rejects.toThrow(/could not be verified/);
   });
 
@@ -47,7 +64,55 @@ describe('Function: openClient', () => {
   it('fails fast on a port nobody listens on', async () => {
     const port = await freePort();
     await expect(
-      openClient({ host: '127.0.0.1', port, dbname: 'postgres', ssl: 'verify-full' }, { username: 'x', password: 'y' }, { connectTimeoutMs: 1000 }),
+      openClient(
+        { host: '127.0.0.1', port, dbname: 'postgres', ssl: 'verify-full' },
+        { username: 'x', password: 'y' },
+        { connectTimeoutMs: 1000 },
+      ),
     ).rejects.toThrow(DatabaseConnectionError);
+  });
+});
+
+describe('Function: withClient', () => {
+  // Found by the model-based test (test/model): a connection dropped in the middle of setSecret or
+  // testSecret surfaced as a plain "Connection terminated unexpectedly" Error, untyped.
+  it('types a connection that breaks while in use as DatabaseConnectionError naming the target', async () => {
+    // Prepare
+    const db = await freshDatabase('lost');
+    const srv = tlsServer();
+    // Act
+    const err = await withClient(
+      { host: 'localhost', port: srv.port, dbname: db.dbname, ssl: 'verify-full' },
+      db.app,
+      { caBundlePath: srv.caBundlePath },
+      async (c) => {
+        (
+          c as unknown as { connection: { stream: { destroy(): void } } }
+        ).connection.stream.destroy();
+        return c.query('SELECT 1');
+      },
+    ).catch((e: unknown) => e as Error);
+    // Assess
+    expect(err).toBeInstanceOf(DatabaseConnectionError);
+    expect((err as Error).message).toContain(
+      `localhost:${srv.port}/${db.dbname} as "${db.app.username}" broke while in use`,
+    );
+    expect((err as Error).message).not.toContain(db.app.password);
+  });
+
+  it('leaves SQL errors as they are (a statement error is not a broken connection)', async () => {
+    const db = await freshDatabase('sqlerr');
+    const srv = tlsServer();
+    const err = await withClient(
+      { host: 'localhost', port: srv.port, dbname: db.dbname, ssl: 'verify-full' },
+      db.app,
+      { caBundlePath: srv.caBundlePath },
+      (c) => c.query('SELECT * FROM no_such_table'),
+    ).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err).not.toBeInstanceOf(DatabaseConnectionError);
+    expect(err?.code).toBe('42P01');
   });
 });

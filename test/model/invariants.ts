@@ -8,6 +8,7 @@
  * the invariant, so fast-check shrinks to the shortest command sequence that breaks it.
  */
 import { Client } from 'pg';
+import { ConvergeError } from '../../lambda/shared/errors';
 import { withClient } from '../../lambda/shared/pg-connection';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, type DbSecret } from '../../lambda/shared/secret';
 import { capturedOutput } from '../support/captured-output';
@@ -95,6 +96,7 @@ export class Checker {
   private last: Snapshot | undefined;
   private outputSeen = 0;
   private textsSeen = 0;
+  private invocationsSeen = 0;
   private readonly loginCache = new Map<string, boolean>();
 
   private constructor(
@@ -407,6 +409,16 @@ export class Checker {
           `a query of ${failed[0].process} failed because of a credential change: ${failed[0].error}`,
       );
     }
+
+    // 7 (every command): every failed invocation names its reason with a typed error.
+    for (const i of world.invocations.slice(this.invocationsSeen)) {
+      this.check(
+        7,
+        i.outcome !== 'error' || i.error instanceof ConvergeError,
+        () => `${i.label} failed with an untyped ${i.error!.name}: ${i.error!.message}`,
+      );
+    }
+    this.invocationsSeen = world.invocations.length;
 
     // 6. The master never ran the tenant's code.
     this.check(
