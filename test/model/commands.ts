@@ -12,6 +12,7 @@
 import { RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import fc from 'fast-check';
 import type { Step } from '../../lambda/rotation';
+import { TAG_EMERGENCY } from '../../lambda/rotation/overrides';
 import { withClient } from '../../lambda/shared/pg-connection';
 import { AWSCURRENT, AWSPENDING } from '../../lambda/shared/secret';
 import { LiveProcess, RestartOnlyProcess, ScheduledJob } from './consumers';
@@ -86,12 +87,16 @@ function faultText(f: FaultPlan | undefined): string {
 /** The operator, acting through the real CLI. */
 export type OperatorAction = 'abort' | 'finish-force' | 'rotate' | 'rotate-emergency';
 
-async function operate(r: Real, action: OperatorAction): Promise<void> {
+/**
+ * One CLI command. With a fault, the operator's own AWS calls fail or the operator's process dies
+ * mid-command (a tag written and never removed, a rotation started and never reported).
+ */
+async function operate(r: Real, action: OperatorAction, fault?: FaultPlan): Promise<void> {
   const { world, ledger, service } = r;
   const arn = world.secretArn;
+  const waiting = world.waitingToken();
   if (action === 'abort') {
-    const waiting = world.waitingToken();
-    await world.cli('abort', arn);
+    await world.cli(['abort', arn], fault);
     if (
       waiting &&
       !world
@@ -103,7 +108,7 @@ async function operate(r: Real, action: OperatorAction): Promise<void> {
     return;
   }
   if (action === 'finish-force') {
-    const { code } = await world.cli('finish', arn, '--force');
+    const { code } = await world.cli(['finish', arn, '--force'], fault);
     if (code === 0) {
       const promoted = world.versionAt(AWSCURRENT)?.secret?.generation ?? 0;
       for (const p of world.processes) {
@@ -113,14 +118,17 @@ async function operate(r: Real, action: OperatorAction): Promise<void> {
     }
     return;
   }
-  const { code } = await world.cli(
-    'rotate',
-    arn,
-    ...(action === 'rotate-emergency' ? ['--emergency'] : []),
+  await world.cli(
+    ['rotate', arn, ...(action === 'rotate-emergency' ? ['--emergency'] : [])],
+    fault,
   );
   const token = world.waitingToken();
-  if (code === 0 && token) {
-    if (action === 'rotate-emergency') ledger.emergencyTokens.add(token);
+  if (token && token !== waiting) {
+    // Whether the command returned or not: the secret itself says which rotation started, and the
+    // emergency tag which rotation is an emergency.
+    const tags = world.sm.describeSecret({ SecretId: arn }).Tags ?? [];
+    if (tags.some((t) => t.Key === TAG_EMERGENCY && t.Value === token))
+      ledger.emergencyTokens.add(token);
     startedRotation(service, token);
   }
 }
@@ -278,16 +286,19 @@ class Redrive extends ModelCommand {
 
 /** The operator at the CLI. */
 class Operator extends ModelCommand {
-  public constructor(private readonly action: OperatorAction) {
+  public constructor(
+    private readonly action: OperatorAction,
+    private readonly fault: FaultPlan | undefined,
+  ) {
     super();
   }
 
   protected act(r: Real): Promise<void> {
-    return operate(r, this.action);
+    return operate(r, this.action, this.fault);
   }
 
   public toString(): string {
-    return `Operator(${this.action})`;
+    return `Operator(${this.action}${faultText(this.fault)})`;
   }
 }
 
@@ -498,7 +509,19 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
     fc
       .tuple(faultArb, fc.option(fc.constantFrom(...STEPS), { freq: 3 }))
       .map(([f, s]) => new Redrive(f, s ?? undefined)),
-    operatorArb.map((a) => new Operator(a)),
+    fc
+      .tuple(
+        operatorArb,
+        fc.option(
+          fc.record({
+            kind: fc.constantFrom(...faultKinds),
+            at: fc.integer({ min: 1, max: 6 }),
+            on: fc.constant('sdk' as const),
+          }),
+          { freq: 3 },
+        ),
+      )
+      .map(([a, f]) => new Operator(a, f ?? undefined)),
     fc.constant(new ClearPending()),
     fc
       .tuple(

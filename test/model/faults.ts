@@ -31,7 +31,8 @@ export interface FaultPlan {
 
 /** A rotation function invocation in flight. */
 export interface InvocationScope {
-  readonly actor: 'function';
+  /** A rotation function invocation, or one CLI command of the operator. */
+  readonly actor: 'function' | 'operator';
   readonly plan?: FaultPlan;
   /** Matching calls so far. */
   calls: number;
@@ -44,7 +45,7 @@ export interface InvocationScope {
   readonly clients: Set<Client>;
 }
 
-/** A consumer process, the operator, or the checker. */
+/** A consumer process, the operator (without a fault plan), or the checker. */
 export interface OtherScope {
   readonly actor: 'consumer' | 'operator' | 'checker';
   /** Secret reads of this scope fail (a consumer whose refresh fails). */
@@ -68,11 +69,14 @@ export const firedFaults: Record<string, number> = {};
  * const scope = invocationScope({ kind: 'crash', at: 3, on: 'sql' });
  * const outcome = await runScoped(scope, () => handler(event));
  */
-export function invocationScope(plan?: FaultPlan): InvocationScope {
+export function invocationScope(
+  plan?: FaultPlan,
+  actor: InvocationScope['actor'] = 'function',
+): InvocationScope {
   let signal!: () => void;
   const crash = new Promise<void>((resolve) => (signal = resolve));
   return {
-    actor: 'function',
+    actor,
     plan,
     calls: 0,
     fired: false,
@@ -91,6 +95,11 @@ export function runScoped<T>(scope: Scope, fn: () => Promise<T>): Promise<T> {
 /** Runs `fn` outside any invocation (the world moving on while a gate sleeps). */
 export function runUnscoped<T>(fn: () => Promise<T>): Promise<T> {
   return storage.exit(fn);
+}
+
+/** Whether `scope` is an invocation (of the function or the CLI) that faults can hit. */
+export function isInvocation(scope: Scope | undefined): scope is InvocationScope {
+  return scope !== undefined && 'calls' in scope;
 }
 
 /** The scope of the current call, if any. */
@@ -161,7 +170,7 @@ function hits(scope: InvocationScope, kind: 'sdk' | 'sql', operation?: string): 
 export async function beforeSdkCall(operation: string): Promise<void> {
   const scope = currentScope();
   if (!scope) return;
-  if (scope.actor !== 'function') {
+  if (!isInvocation(scope)) {
     if (scope.failSecretReads && operation === 'GetSecretValue')
       throw serviceError('throttle', operation);
     return;
@@ -193,7 +202,7 @@ export function installPgFaults(): void {
   proto.connect = function (this: Client, ...args: unknown[]) {
     const scope = currentScope();
     const callback = typeof args[0] === 'function' ? (args[0] as (err?: Error) => void) : undefined;
-    if (scope?.actor === 'function' && scope.crashed) return callback ? undefined : never();
+    if (isInvocation(scope) && scope.crashed) return callback ? undefined : never();
     if (outage.databaseDown && scope?.actor !== 'checker') {
       const err = Object.assign(
         new Error('connect ECONNREFUSED 127.0.0.1 (database unreachable)'),
@@ -205,13 +214,13 @@ export function installPgFaults(): void {
       }
       return Promise.reject(err);
     }
-    if (scope?.actor === 'function') scope.clients.add(this);
+    if (isInvocation(scope)) scope.clients.add(this);
     return connect.apply(this, args);
   };
   proto.query = function (this: Client, ...args: unknown[]) {
     const scope = currentScope();
     const promiseForm = !args.some((a) => typeof a === 'function');
-    if (scope?.actor === 'function' && promiseForm) {
+    if (isInvocation(scope) && promiseForm) {
       if (scope.crashed) return never();
       if (hits(scope, 'sql')) {
         const kind = scope.plan!.kind;

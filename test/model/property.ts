@@ -168,7 +168,7 @@ async function quiesce(r: Real): Promise<string> {
       `rotation ${waiting} is still held after the world quiesced by ${holders.join(', ')}: ${lastError.message}`,
     );
   }
-  const status = await world.cli('status', world.secretArn);
+  const status = await world.cli(['status', world.secretArn]);
   if (status.code !== 0 || !status.out.includes('rotation waiting')) {
     throw new InvariantViolation(
       7,

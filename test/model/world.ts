@@ -52,6 +52,7 @@ import type { ModelDatabase } from './database';
 import {
   beforeSdkCall,
   currentScope,
+  isInvocation,
   installPgFaults,
   invocationScope,
   runScoped,
@@ -73,7 +74,7 @@ export class VirtualClock implements Clock {
 
   public async sleep(ms: number): Promise<void> {
     const scope = currentScope();
-    if (scope?.actor === 'function' && scope.crashed) return new Promise<void>(() => undefined);
+    if (isInvocation(scope) && scope.crashed) return new Promise<void>(() => undefined);
     this.t += ms;
     const hook = this.onSleep;
     if (hook) await runUnscoped(hook);
@@ -325,12 +326,21 @@ export class World {
     for (const p of this.processes) await p.query();
   }
 
-  /** Runs the CLI in process, as the operator. */
-  public async cli(...argv: string[]): Promise<{ code: number; out: string }> {
+  /**
+   * Runs the CLI in process, as the operator, with an optional fault on its own AWS calls. A crash
+   * is the operator's process dying (a closed laptop, a lost session): the command never returns,
+   * and its `finally` blocks never run.
+   */
+  public async cli(
+    argv: string[],
+    plan?: FaultPlan,
+  ): Promise<{ code: number | 'crashed'; out: string }> {
     const out: string[] = [];
-    const code = await runScoped({ actor: 'operator' }, () =>
+    const scope = invocationScope(plan, 'operator');
+    const run = runScoped(scope, () =>
       runCli(argv, { out: (t) => out.push(t), err: (t) => out.push(t) }),
     );
+    const code = await Promise.race([run, scope.crash.then(() => 'crashed' as const)]);
     const text = out.join('\n');
     this.texts.push(text);
     return { code, out: text };
