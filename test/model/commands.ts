@@ -470,6 +470,36 @@ export const faultArb: fc.Arbitrary<FaultPlan | undefined> = fc.oneof(
   },
 );
 
+/**
+ * A fault on the operator's own AWS calls, or none: the N-th call, or the call of one operation
+ * (the tag write, the RotateSecret after it, the tag removal, the stage move), fails or never returns.
+ */
+const operatorFaultArb: fc.Arbitrary<FaultPlan | undefined> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(undefined) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constantFrom(...faultKinds),
+      at: fc.integer({ min: 1, max: 6 }),
+      on: fc.constant('sdk' as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constantFrom('crash' as const, 'throttle' as const, 'server-error' as const),
+      at: fc.constant(1),
+      on: fc.constant('sdk' as const),
+      operation: fc.constantFrom(
+        'TagResource',
+        'RotateSecret',
+        'UntagResource',
+        'UpdateSecretVersionStage',
+      ),
+    }),
+  },
+);
+
 const operatorArb = fc.constantFrom<OperatorAction>(
   'abort',
   'finish-force',
@@ -509,19 +539,7 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
     fc
       .tuple(faultArb, fc.option(fc.constantFrom(...STEPS), { freq: 3 }))
       .map(([f, s]) => new Redrive(f, s ?? undefined)),
-    fc
-      .tuple(
-        operatorArb,
-        fc.option(
-          fc.record({
-            kind: fc.constantFrom(...faultKinds),
-            at: fc.integer({ min: 1, max: 6 }),
-            on: fc.constant('sdk' as const),
-          }),
-          { freq: 3 },
-        ),
-      )
-      .map(([a, f]) => new Operator(a, f ?? undefined)),
+    fc.tuple(operatorArb, operatorFaultArb).map(([a, f]) => new Operator(a, f ?? undefined)),
     fc.constant(new ClearPending()),
     fc
       .tuple(
