@@ -176,6 +176,9 @@ export class LiveProcess extends FleetProcess {
   public async hold(): Promise<void> {
     if (this.held || this.hung) return;
     this.held = await this.scoped(() => this.pool.connect()).catch(() => undefined);
+    // As with pg.Pool, a checked-out client's errors (its session terminated) are the holder's to
+    // handle; the next query on it fails and is recorded.
+    this.held?.on('error', () => undefined);
   }
 
   public release(): void {

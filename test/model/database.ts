@@ -44,6 +44,12 @@ function tenantTraps(app: string, lit: (s: string) => string): string[] {
     `CREATE FUNCTION public.converge_probe_eq(name, name) RETURNS boolean LANGUAGE plpgsql AS $f$
       BEGIN PERFORM public.converge_probe('= on name'); RETURN pg_catalog.nameeq($1, $2); END $f$`,
     'CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.converge_probe_eq)',
+    `CREATE FUNCTION public.converge_probe_eq_text(name, text) RETURNS boolean LANGUAGE plpgsql AS $f$
+      BEGIN PERFORM public.converge_probe('= on name, text'); RETURN pg_catalog.nameeqtext($1, $2); END $f$`,
+    'CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.converge_probe_eq_text)',
+    `CREATE FUNCTION public.converge_probe_eq_oid(oid, oid) RETURNS boolean LANGUAGE plpgsql AS $f$
+      BEGIN PERFORM public.converge_probe('= on oid'); RETURN pg_catalog.oideq($1, $2); END $f$`,
+    'CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.converge_probe_eq_oid)',
   ];
 }
 
@@ -78,6 +84,13 @@ export class ModelDatabase {
       master: `model_master_${tag}`,
       app: `model_app_${tag}`,
     });
+    // A DBA's default that puts the application's schema first, for every session of the database:
+    // what the master's pinned search_path is there for (the tenant's traps would run otherwise).
+    await withAdmin(server, db.dbname, server.superuser, (c) =>
+      c.query(
+        `ALTER DATABASE ${c.escapeIdentifier(db.dbname)} SET search_path = public, pg_catalog`,
+      ),
+    );
     await withAdmin(server, db.dbname, db.app, async (c) => {
       for (const sql of tenantTraps(db.app.username, (v) => c.escapeLiteral(v))) await c.query(sql);
     });
