@@ -424,7 +424,8 @@ export class Checker {
     this.check(
       6,
       after.probe.length === 0,
-      () => `the master's session ran the tenant's ${after.probe.map((r) => r.what).join(', ')}`,
+      () =>
+        `the master's session ran the tenant's ${[...new Set(after.probe.map((r) => r.what))].join(', ')}`,
     );
 
     // 8. No password in any log line, CLI output or error message.
