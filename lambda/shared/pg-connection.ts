@@ -213,20 +213,25 @@ const LOST_MESSAGE =
   /connection terminated|connection (was )?(lost|closed|ended)|client has encountered a connection error|socket hang up|not queryable/i;
 
 /**
- * A connection that broke while `fn` used it (the server went away, a failover, a network cut)
- * surfaces from `pg` as a plain `Error`; it becomes a {@link DatabaseConnectionError} naming the
- * target. SQL errors (with a SQLSTATE) and typed errors are left as they are.
+ * A connection that broke while `fn` used it becomes a {@link DatabaseConnectionError} naming the
+ * target: the socket went away (`pg` throws a plain `Error`), or the server ended the session
+ * (a FATAL error, SQLSTATE class 57 such as 57P01 on an administrator's command or a failover, or
+ * class 08). Statement errors and typed errors are left as they are.
  */
 function lostConnection(
   err: unknown,
   target: ConnectionTarget,
   credential: Credential,
 ): DatabaseConnectionError | undefined {
-  if (err instanceof ConvergeError || err instanceof DatabaseError || !(err instanceof Error))
-    return undefined;
+  if (err instanceof ConvergeError || !(err instanceof Error)) return undefined;
   const code = (err as { code?: string }).code;
-  if (!(code !== undefined && LOST_CODES.has(code)) && !LOST_MESSAGE.test(err.message))
+  if (err instanceof DatabaseError) {
+    const sessionEnded =
+      err.severity === 'FATAL' || err.severity === 'PANIC' || /^(57|08)/.test(code ?? '');
+    if (!sessionEnded) return undefined;
+  } else if (!(code !== undefined && LOST_CODES.has(code)) && !LOST_MESSAGE.test(err.message)) {
     return undefined;
+  }
   return new DatabaseConnectionError(
     `the connection to ${target.host}:${target.port}/${target.dbname} as "${credential.username}" broke while in use (${err.message}); ` +
       'whatever was not committed was rolled back by the server',

@@ -5,7 +5,7 @@ import {
   TlsRequiredError,
 } from '../../lambda/shared/errors';
 import { openClient, withClient } from '../../lambda/shared/pg-connection';
-import { freshDatabase, plainServer, tlsServer } from '../support/database';
+import { asSuperuser, freshDatabase, plainServer, tlsServer } from '../support/database';
 
 describe('Function: openClient', () => {
   it('connects with verify-full over TLS against the local CA', async () => {
@@ -98,6 +98,34 @@ describe('Function: withClient', () => {
       `localhost:${srv.port}/${db.dbname} as "${db.app.username}" broke while in use`,
     );
     expect((err as Error).message).not.toContain(db.app.password);
+  });
+
+  // Found by the model-based test: the server ending the session (FATAL 57P01, an administrator's
+  // command or a failover) in the middle of setSecret or testSecret surfaced as an untyped error.
+  it('types the server ending the session while in use (FATAL 57P01) as DatabaseConnectionError', async () => {
+    // Prepare
+    const db = await freshDatabase('ended');
+    const srv = tlsServer();
+    // Act
+    const err = await withClient(
+      { host: 'localhost', port: srv.port, dbname: db.dbname, ssl: 'verify-full' },
+      db.app,
+      { caBundlePath: srv.caBundlePath },
+      async (c) => {
+        c.on('error', () => undefined);
+        const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        await asSuperuser(db.dbname, (admin) =>
+          admin.query('SELECT pg_terminate_backend($1, 5000)', [pid]),
+        );
+        return c.query('SELECT 1');
+      },
+    ).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    // Assess
+    expect(err).toBeInstanceOf(DatabaseConnectionError);
+    expect(err?.message).toContain('broke while in use');
   });
 
   it('leaves SQL errors as they are (a statement error is not a broken connection)', async () => {

@@ -164,6 +164,8 @@ export class LiveProcess extends FleetProcess {
     // The library's default TTL: the secret is read again once a minute (reports go out every tick).
     if (this.ctx.now() - this.refreshedAt >= REFRESH_TTL_MS) await this.refresh();
     await this.publish(this.reporter);
+    // Applications query all the time, also while a gate waits.
+    await this.query();
   }
 
   public async query(): Promise<void> {

@@ -189,6 +189,14 @@ export class Checker {
     return ok;
   }
 
+  /** Whether `s` has logged in while its user's stored password was `rolpassword`. */
+  private verifiedUnder(s: DbSecret, rolpassword: string | null | undefined): boolean {
+    return (
+      this.loginCache.get(JSON.stringify([s.username, s.password, rolpassword ?? null, true])) ===
+      true
+    );
+  }
+
   private check(invariant: number, ok: boolean, detail: () => string): void {
     checkCounts.checks++;
     if (!ok) throw new InvariantViolation(invariant, detail());
@@ -346,16 +354,20 @@ export class Checker {
         `AWSCURRENT (${current.secret!.username}, generation ${current.secret!.generation}) does not log in`,
     );
     const previous = at(AWSPREVIOUS)[0]?.secret;
-    const reused = (s: DbSecret) =>
+    // A later rotation may replace the previous user's password (its guard proved nobody uses it);
+    // until the password really changed, AWSPREVIOUS must keep working: it is the way back.
+    const replaced = (s: DbSecret) =>
       versions.some(
         (v) => v.secret && v.secret.username === s.username && v.secret.generation > s.generation,
-      );
-    if (previous && !revokedByEmergency(previous) && !reused(previous)) {
+      ) && !this.verifiedUnder(s, after.roles.get(s.username)?.rolpassword);
+    if (previous && !revokedByEmergency(previous) && !replaced(previous)) {
+      const row = after.roles.get(previous.username);
       this.check(
         1,
         await this.logsIn(previous, after.roles),
         () =>
-          `AWSPREVIOUS (${previous.username}, generation ${previous.generation}) does not log in`,
+          `AWSPREVIOUS (${previous.username}, generation ${previous.generation}) does not log in` +
+          (row && !row.rolcanlogin ? ' (its password is unchanged, but it has NOLOGIN)' : ''),
       );
     }
 
