@@ -248,18 +248,22 @@ function reporterFor(
   return reporter;
 }
 
-/** The `restart-only` service: AWSCURRENT at start, one long session, reports until restarted. */
-export class RestartOnlyProcess extends FleetProcess {
-  private client: Client | undefined;
-  private credential: DbSecret | undefined;
-  private readonly subject: Loaded;
-  private readonly reporter: GenerationReporter;
+/** A process without a pool: it reports the generation it loaded itself. */
+abstract class LoadingProcess extends FleetProcess {
+  protected readonly subject: Loaded;
+  protected readonly reporter: GenerationReporter;
 
   public constructor(ctx: FleetContext, registration: ConsumerRegistration, id: string) {
     super(ctx, registration, id);
     this.subject = new Loaded(secretNameDimension(ctx.secretArn));
     this.reporter = reporterFor(ctx, registration.name, this.subject);
   }
+}
+
+/** The `restart-only` service: AWSCURRENT at start, one long session, reports until restarted. */
+export class RestartOnlyProcess extends LoadingProcess {
+  private client: Client | undefined;
+  private credential: DbSecret | undefined;
 
   public inUse(): DbSecret | undefined {
     return this.credential;
@@ -303,16 +307,7 @@ export class RestartOnlyProcess extends FleetProcess {
 }
 
 /** The `scheduled` job: each run loads AWSCURRENT, runs one query, reports, and exits. */
-export class ScheduledJob extends FleetProcess {
-  private readonly subject: Loaded;
-  private readonly reporter: GenerationReporter;
-
-  public constructor(ctx: FleetContext, registration: ConsumerRegistration, id: string) {
-    super(ctx, registration, id);
-    this.subject = new Loaded(secretNameDimension(ctx.secretArn));
-    this.reporter = reporterFor(ctx, registration.name, this.subject);
-  }
-
+export class ScheduledJob extends LoadingProcess {
   public inUse(): DbSecret | undefined {
     return undefined;
   }
