@@ -91,7 +91,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         o.json ?? false,
         r,
         r.abortedVersionId
-          ? `aborted the rotation of ${r.secret}: version ${r.abortedVersionId} is no longer AWSPENDING (generation ${r.burntGeneration ?? '?'} stays unused)`
+          ? `aborted the rotation of ${r.secret}: version ${r.abortedVersionId} is no longer AWSPENDING (generation ${r.burntGeneration ?? '?'} stays unused); ` +
+              `previous user re-checked by the rotation function: ${r.previousUserCheck ?? 'skipped'}`
           : `no rotation of ${r.secret} is waiting; nothing to abort`,
       );
     });

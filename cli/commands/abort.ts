@@ -4,6 +4,7 @@
  * override tags are cleared. A finishSecret waiting at the promotion gate re-reads the stages before
  * it moves AWSCURRENT, so it does not promote the aborted version.
  */
+import { InvokeCommand } from '@aws-sdk/client-lambda';
 import {
   UntagResourceCommand,
   UpdateSecretVersionStageCommand,
@@ -19,6 +20,8 @@ export interface AbortResult {
   /** The version that lost AWSPENDING, or undefined when nothing was waiting. */
   readonly abortedVersionId?: string;
   readonly burntGeneration?: number;
+  /** Whether the function re-checked the previous user afterwards (a re-drive with nothing waiting). */
+  readonly previousUserCheck?: string;
 }
 
 /**
@@ -48,5 +51,33 @@ export async function abort(clients: CliClients, secretId: string): Promise<Abor
     secret: state.name,
     abortedVersionId: state.pending.versionId,
     burntGeneration: state.pending.generation,
+    previousUserCheck: await redriveAfterAbort(clients, state.arn, state.rotationLambdaArn),
   };
+}
+
+/**
+ * The re-drive with nothing waiting gives LOGIN back to the previous user if the aborted rotation's
+ * revocation guard died in its LOGIN-off window (lambda/rotation/revocation-guard.ts). Best effort:
+ * the abort itself is done either way.
+ */
+async function redriveAfterAbort(
+  clients: CliClients,
+  arn: string,
+  functionArn: string | undefined,
+): Promise<string> {
+  if (!functionArn) return 'skipped: the secret has no rotation function';
+  try {
+    const out = await clients.lambda.send(
+      new InvokeCommand({
+        FunctionName: functionArn,
+        InvocationType: 'RequestResponse',
+        Payload: new TextEncoder().encode(JSON.stringify({ converge: 'redrive', SecretId: arn })),
+      }),
+    );
+    return out.FunctionError
+      ? `failed (${out.FunctionError}): run \`converge abort\` again`
+      : 'done';
+  } catch (err) {
+    return `failed (${(err as Error).name}): run \`converge abort\` again`;
+  }
 }

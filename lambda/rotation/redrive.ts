@@ -24,6 +24,7 @@ import { awsCall } from './aws-call';
 import type { RotationDependencies, RotationEvent } from './context';
 import { checkEntry } from './entry-checks';
 import { probePromotion } from './promotion-gate';
+import { restoreLoginAfterAbandonedGuard } from './revocation-guard';
 import { readPending } from './secrets';
 import { waitingVersion, wasAborted } from './still-pending';
 
@@ -60,6 +61,27 @@ export async function redrive(
   const token = waitingVersion(description);
   if (!token) {
     logger.info('redrive: no rotation is waiting; nothing to do', { secretId: arn });
+    // A rotation that was aborted after its guard died in the LOGIN-off window left AWSPREVIOUS
+    // without LOGIN: give it back (best effort; the next rotation's setSecret restores it too).
+    try {
+      if (await restoreLoginAfterAbandonedGuard({ ...deps, secretArn: arn })) {
+        logger.warn(
+          'redrive: restored LOGIN of the previous user, which a revocation guard that died had taken away',
+          {
+            secretId: arn,
+          },
+        );
+      }
+    } catch (err) {
+      logger.warn(
+        'redrive: could not check the previous user for a LOGIN left off by a guard that died',
+        {
+          secretId: arn,
+          errorName: (err as Error).name,
+          errorMessage: (err as Error).message,
+        },
+      );
+    }
     return 'nothing-pending';
   }
   const finish: RotationEvent = { Step: 'finishSecret', SecretId: arn, ClientRequestToken: token };

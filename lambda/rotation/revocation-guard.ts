@@ -26,14 +26,17 @@ import {
   REVOCATION_WINDOW_MS,
   SESSIONS_TERMINATED,
 } from '../shared/metric-contract';
-import type { DbSecret } from '../shared/secret';
+import { alternateUsername, type DbSecret } from '../shared/secret';
+import { withMasterSession } from './connections';
 import type { StepContext } from './context';
 import { emitFunctionMetric } from './function-metrics';
 import { decideRevocation, type GateDecision } from './gates/decision';
 import { consumerEvidence } from './gates/evidence';
 import type { ScopedSession, SessionScope } from './gates/session-scope';
+import { loadMaster } from './master-secret';
 import { TAG_EMERGENCY } from './overrides';
-import { setLogin } from './roles';
+import { lockGuard, restoreAbandonedLogin, setLogin, unlockGuard } from './roles';
+import { readCurrent } from './secrets';
 
 export interface RevocationGuardInput {
   /** The user whose password is about to be overwritten. */
@@ -94,6 +97,9 @@ export async function revocationGuard(
   }
 
   const disabledAt = ctx.clock.now();
+  // The lock tells restoreAbandonedLogin (roles.ts) that LOGIN is off on purpose right now; if this
+  // invocation dies before LOGIN is back, the lock goes with its session and LOGIN is restored later.
+  await lockGuard(input.master, username);
   await setLogin(input.master, username, false);
   let changed = false;
   try {
@@ -115,6 +121,7 @@ export async function revocationGuard(
           },
         );
       });
+    await unlockGuard(input.master, username).catch(() => undefined);
   }
   const windowMs = ctx.clock.now() - disabledAt;
   emitFunctionMetric(ctx, REVOCATION_WINDOW_MS, windowMs, 'Milliseconds');
@@ -215,4 +222,22 @@ export function describeSession(s: ScopedSession) {
     database: s.database,
     backendStart: s.backendStart,
   };
+}
+
+/**
+ * Once no rotation is waiting (after an abort, or a re-drive that found nothing to do): gives LOGIN
+ * back to AWSCURRENT's alternate user (AWSPREVIOUS) if a guard took it away and died before its
+ * change. See restoreAbandonedLogin in roles.ts. Returns whether LOGIN was restored.
+ *
+ * @example
+ * if (await restoreLoginAfterAbandonedGuard({ ...deps, secretArn })) logger.warn('LOGIN restored');
+ */
+export async function restoreLoginAfterAbandonedGuard(
+  ctx: Pick<StepContext, 'secretsManager' | 'rds' | 'secretArn' | 'config'>,
+): Promise<boolean> {
+  const current = await readCurrent(ctx);
+  const master = await loadMaster(ctx, current);
+  return withMasterSession(ctx, master, (c) =>
+    restoreAbandonedLogin(c, { alternate: alternateUsername(current), current: current.username }),
+  );
 }

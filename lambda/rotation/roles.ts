@@ -241,6 +241,72 @@ export async function setLogin(c: Client, role: string, login: boolean): Promise
   });
 }
 
+/** The advisory lock a revocation guard holds on its master session while `role` has NOLOGIN. */
+function guardLockKey(role: string): string {
+  return `converge:revocation-guard:${role}`;
+}
+
+/**
+ * Takes the revocation guard's lock for `role` (session level: it ends with the session, so a guard
+ * that dies releases it). Held from before LOGIN is taken away until LOGIN is back.
+ *
+ * @example
+ * await lockGuard(master, 'app_user'); try { ... } finally { await unlockGuard(master, 'app_user'); }
+ */
+export async function lockGuard(c: Client, role: string): Promise<void> {
+  await run('take the revocation guard lock', () =>
+    c.query('SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext($1::pg_catalog.text))', [
+      guardLockKey(role),
+    ]),
+  );
+}
+
+/** Releases {@link lockGuard}. */
+export async function unlockGuard(c: Client, role: string): Promise<void> {
+  await run('release the revocation guard lock', () =>
+    c.query('SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext($1::pg_catalog.text))', [
+      guardLockKey(role),
+    ]),
+  );
+}
+
+/**
+ * Gives LOGIN back to converge's alternate of `current` when a revocation guard took it away and
+ * died before its change (the Lambda timed out or was killed in that window): the alternate is
+ * AWSPREVIOUS, the way back, and must keep working until its password really changes. Acts only
+ * when no guard holds the lock (a guard in its window is left alone) and when the pair is
+ * converge's (its marker on either role). Returns whether LOGIN was restored.
+ *
+ * @example
+ * if (await restoreAbandonedLogin(master, { alternate: 'app_user', current: 'app_user_clone' })) log.warn('restored LOGIN');
+ */
+export async function restoreAbandonedLogin(
+  c: Client,
+  pair: { alternate: string; current: string },
+): Promise<boolean> {
+  const key = guardLockKey(pair.alternate);
+  const locked = await run('try the revocation guard lock', () =>
+    c.query<{ ok: boolean }>(
+      'SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext($1::pg_catalog.text)) AS ok',
+      [key],
+    ),
+  );
+  if (!locked.rows[0].ok) return false;
+  try {
+    const alternate = await findRole(c, pair.alternate);
+    if (!alternate || alternate.rolcanlogin) return false;
+    const current = await findRole(c, pair.current);
+    const paired =
+      alternate.comment === pairMarker(pair.current) ||
+      current?.comment === pairMarker(pair.alternate);
+    if (!paired) return false;
+    await setLogin(c, pair.alternate, true);
+    return true;
+  } finally {
+    await unlockGuard(c, pair.alternate);
+  }
+}
+
 /**
  * The alternate user starts its sessions as the owner role (`ALTER ROLE .. SET role`), so what it
  * creates is owned by the owner role. Only the role becoming pending is arranged here: the current

@@ -96,7 +96,11 @@ async function operate(r: Real, action: OperatorAction, fault?: FaultPlan): Prom
   const arn = world.secretArn;
   const waiting = world.waitingToken();
   if (action === 'abort') {
-    await world.cli(['abort', arn], fault);
+    const { code, out } = await world.cli(['abort', arn], fault);
+    // A complete abort ends with the function's re-drive having re-checked the previous user.
+    ledger.abortIncomplete =
+      code !== 0 ||
+      (waiting !== undefined && !out.includes('re-checked by the rotation function: done'));
     if (
       waiting &&
       !world

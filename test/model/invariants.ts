@@ -51,6 +51,8 @@ export class Ledger {
   public readonly emergencies: EmergencyRecord[] = [];
   /** AWSCURRENT's version after each change. */
   public readonly currentHistory: string[] = [];
+  /** An operator's abort did not complete (its re-drive may not have run): it must be run again. */
+  public abortIncomplete = false;
 }
 
 interface RoleRow {
@@ -360,7 +362,17 @@ export class Checker {
       versions.some(
         (v) => v.secret && v.secret.username === s.username && v.secret.generation > s.generation,
       ) && !this.verifiedUnder(s, after.roles.get(s.username)?.rolpassword);
-    if (previous && !revokedByEmergency(previous) && !replaced(previous)) {
+    // A guard that died in its LOGIN-off window leaves the previous user without LOGIN until its
+    // rotation's setSecret is retried, or the rotation is aborted (the abort's re-drive restores it).
+    const guardWindowOpen = (s: DbSecret) =>
+      ledger.abortIncomplete ||
+      versions.some((v) => v.id === after.pending && v.secret?.username === s.username);
+    if (
+      previous &&
+      !revokedByEmergency(previous) &&
+      !replaced(previous) &&
+      !guardWindowOpen(previous)
+    ) {
       const row = after.roles.get(previous.username);
       this.check(
         1,

@@ -98,6 +98,11 @@ async function quiesce(r: Real): Promise<string> {
       p.release();
     }
   }
+  if (ledger.abortIncomplete) {
+    // The operator runs the abort again (here: its re-drive), as the CLI tells them to.
+    await world.invoke({ converge: 'redrive', SecretId: world.secretArn }, undefined, 'redrive');
+    ledger.abortIncomplete = false;
+  }
   let lastError: Error | undefined;
   for (let round = 0; round < QUIESCE_ROUNDS; round++) {
     const token = world.waitingToken();
