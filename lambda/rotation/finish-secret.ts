@@ -13,15 +13,18 @@
  * formerly current credential is revoked and then the emergency tag is removed (see emergency.ts).
  */
 import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
+import { AuthenticationFailedError, RotationStateError } from '../shared/errors';
 import { ROTATIONS_COMPLETED } from '../shared/metric-contract';
-import { AWSCURRENT } from '../shared/secret';
+import { withClient } from '../shared/pg-connection';
+import { AWSCURRENT, type DbSecret } from '../shared/secret';
 import { awsCall } from './aws-call';
+import { pinnedConnectionOptions } from './connections';
 import type { StepContext } from './context';
 import { revokeFormerlyCurrent } from './emergency';
 import { emitFunctionMetric } from './function-metrics';
 import { removeOverride, TAG_FORCE_FINISH } from './overrides';
 import { promotionGate } from './promotion-gate';
-import { readPending } from './secrets';
+import { readPending, targetOf } from './secrets';
 import { currentVersion, stillPending } from './still-pending';
 
 export async function finishSecret(ctx: StepContext): Promise<void> {
@@ -45,6 +48,10 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
     await afterPromotion(ctx);
     return;
   }
+  // Never promote a credential that does not work: Secrets Manager may deliver finishSecret before
+  // setSecret ever succeeded (a retry out of order), and neither a force nor a gate without live
+  // consumers proves the pending user can log in.
+  await assertPendingLogsIn(ctx, pending);
   if (ctx.overrides.forceFinish) await removeOverride(ctx, ctx.secretArn, TAG_FORCE_FINISH);
 
   try {
@@ -83,4 +90,19 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
 /** What an emergency rotation owes once its version is AWSCURRENT. */
 async function afterPromotion(ctx: StepContext): Promise<void> {
   if (ctx.overrides.emergency) await revokeFormerlyCurrent(ctx, ctx.token);
+}
+
+async function assertPendingLogsIn(ctx: StepContext, pending: DbSecret): Promise<void> {
+  try {
+    await withClient(targetOf(pending), pending, pinnedConnectionOptions(ctx), (c) =>
+      c.query('SELECT 1'),
+    );
+  } catch (err) {
+    if (!(err instanceof AuthenticationFailedError)) throw err;
+    throw new RotationStateError(
+      `finishSecret will not promote generation ${pending.generation}: its credential ("${pending.username}") does not log in, ` +
+        'so setSecret has not completed for this version. Nothing was changed; the retry of setSecret (or converge abort) goes on from here.',
+      { cause: err },
+    );
+  }
 }
