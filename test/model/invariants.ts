@@ -258,11 +258,17 @@ export class Checker {
     }
 
     for (const e of ledger.emergencies) {
+      // Due once an invocation that started after the promotion completed: any in a later command,
+      // or, in the promoting command, a finishSecret or re-drive when nothing in that command
+      // crashed (a step racing it may have started before the promotion and owes nothing).
+      const sameCommand = world.invocations.filter((i) => i.command === e.seenAt);
       const due = world.invocations.some(
         (i) =>
           i.outcome === 'ok' &&
           (i.command > e.seenAt ||
-            (i.command === e.seenAt && (i.token === e.token || i.label.includes('redrive')))),
+            (i.command === e.seenAt &&
+              /finishSecret|redrive/.test(i.label) &&
+              !sameCommand.some((o) => o.outcome === 'crashed'))),
       );
       if (due && e.dueAt === undefined) e.dueAt = world.command;
     }
