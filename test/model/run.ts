@@ -1,12 +1,13 @@
 /**
  * `npm run model -- --runs N [--seed S] [--max-commands M] [--workers W] [--json]`: the model-based
  * test at any budget, outside jest. Starts one PostgreSQL (CONVERGE_PG_MAJOR picks the major,
- * default 18) and W worker processes (default: one per core, at most 2); worker i runs its share of
- * the N command sequences from seed S + i on its own database. Prints runs, commands executed,
+ * default 18) and W worker processes at a time (default: one per core, at most 2). The N command
+ * sequences go out in chunks of at most 500, chunk i from seed S + i, each in a fresh worker on its
+ * own database. Prints runs, commands executed,
  * distinct interleavings, invariant checks, failures (with fast-check's shrunk counterexample, the
  * seed and the replay path) and wall time. Exits 1 when an invariant broke.
  *
- * To replay a failure, run its seed with one worker: `npm run model -- --runs R --seed <seed> --workers 1`.
+ * To replay a failure, run its chunk's seed with one worker: `npm run model -- --runs R --seed <seed> --workers 1`.
  *
  * Like the jest setup (test/support/setup-env.ts), it sends every SDK client that is not answered
  * by a model to a closed port, so nothing can reach AWS.
@@ -30,6 +31,9 @@ Object.assign(process.env, {
   POWERTOOLS_SERVICE_NAME: 'converge-model',
 });
 delete process.env.AWS_PROFILE;
+
+/** Most runs one worker process makes before a fresh one takes over. */
+const CHUNK_RUNS = 500;
 
 /** Set in a worker: the parent's server, as JSON (without `stop`). */
 const SERVER_ENV = 'CONVERGE_MODEL_SERVER';
@@ -168,10 +172,19 @@ async function main(): Promise<number> {
   const started = Date.now();
   const server = await startLocalPostgres();
   try {
+    // Runs go out in chunks of at most CHUNK_RUNS, each in a fresh worker process with seed S + i
+    // (a worker's heap grows by about a megabyte per run), W chunks at a time.
     const workers = Math.min(o.workers, o.runs);
-    const share = (i: number) => Math.floor(o.runs / workers) + (i < o.runs % workers ? 1 : 0);
-    const parts = await Promise.all(
-      Array.from({ length: workers }, (_, i) => runWorker(server, o, share(i), o.seed + i)),
+    const chunks = Array.from({ length: Math.ceil(o.runs / CHUNK_RUNS) }, (_, i) =>
+      Math.min(CHUNK_RUNS, o.runs - i * CHUNK_RUNS),
+    );
+    const parts: ModelSummary[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        for (let i = next++; i < chunks.length; i = next++)
+          parts.push(await runWorker(server, o, chunks[i], o.seed + i));
+      }),
     );
     const summary = mergeSummaries(o.seed, parts, Math.round((Date.now() - started) / 100) / 10);
     print(summary, { ...o, workers }, server.version);
