@@ -4,7 +4,6 @@
  * override tags are cleared. A finishSecret waiting at the promotion gate re-reads the stages before
  * it moves AWSCURRENT, so it does not promote the aborted version.
  */
-import { InvokeCommand } from '@aws-sdk/client-lambda';
 import {
   UntagResourceCommand,
   UpdateSecretVersionStageCommand,
@@ -13,6 +12,7 @@ import { owedEmergencyRevocation } from '../../lambda/rotation/emergency';
 import { OVERRIDE_TAGS, TAG_EMERGENCY, tagValue } from '../../lambda/rotation/overrides';
 import { AWSPENDING } from '../../lambda/shared/secret';
 import type { CliClients } from '../clients';
+import { invokeRedrive } from './redrive-call';
 import { readSecretState } from './secret-state';
 
 export interface AbortResult {
@@ -67,16 +67,8 @@ async function redriveAfterAbort(
 ): Promise<string> {
   if (!functionArn) return 'skipped: the secret has no rotation function';
   try {
-    const out = await clients.lambda.send(
-      new InvokeCommand({
-        FunctionName: functionArn,
-        InvocationType: 'RequestResponse',
-        Payload: new TextEncoder().encode(JSON.stringify({ converge: 'redrive', SecretId: arn })),
-      }),
-    );
-    return out.FunctionError
-      ? `failed (${out.FunctionError}): run \`converge abort\` again`
-      : 'done';
+    const { functionError } = await invokeRedrive(clients, functionArn, arn);
+    return functionError ? `failed (${functionError}): run \`converge abort\` again` : 'done';
   } catch (err) {
     return `failed (${(err as Error).name}): run \`converge abort\` again`;
   }

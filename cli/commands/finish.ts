@@ -5,12 +5,12 @@
  * and is logged there as FORCED. The tag is removed when the command ends, whatever happened, and
  * success is reported only when the function says it promoted and AWSCURRENT really moved.
  */
-import { InvokeCommand } from '@aws-sdk/client-lambda';
 import { TagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
 import { removeTagIfBoundTo } from './override-tags';
+import { invokeRedrive } from './redrive-call';
 import { readSecretState } from './secret-state';
 
 export interface FinishResult {
@@ -50,19 +50,8 @@ export async function finish(
     }),
   );
   try {
-    const out = await clients.lambda.send(
-      new InvokeCommand({
-        FunctionName: state.rotationLambdaArn,
-        InvocationType: 'RequestResponse',
-        Payload: new TextEncoder().encode(
-          JSON.stringify({ converge: 'redrive', SecretId: state.arn }),
-        ),
-      }),
-    );
-    const payload = out.Payload
-      ? (JSON.parse(Buffer.from(out.Payload).toString('utf8')) as unknown)
-      : undefined;
-    if (out.FunctionError) {
+    const { payload, functionError } = await invokeRedrive(clients, state.rotationLambdaArn, state.arn);
+    if (functionError) {
       const detail = (payload ?? {}) as { errorType?: string; errorMessage?: string };
       throw new ConvergeError(
         `the rotation function could not finish: ${detail.errorType ?? 'Error'}: ${detail.errorMessage ?? 'no detail'}`,

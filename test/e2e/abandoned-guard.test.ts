@@ -76,6 +76,21 @@ describe('A revocation guard that died in its LOGIN-off window', () => {
     expect(await canLogin(h, previous)).toBe(true);
   });
 
+  it('when the re-drive cannot run, abort still aborts and tells the operator to run it again', async () => {
+    // Prepare: the function the secret names is not there (deleted, or no permission to invoke it)
+    const { h, previous } = await secondRotationStarted('gdnf');
+    await guardDiedInItsWindow(h, previous);
+    h.model.configureRotation(h.secretArn, `${h.lambdaArn}-gone`);
+    // Act
+    const { code, out } = await cli('abort', h.secretArn);
+    // Assess
+    expect(code).toBe(0);
+    expect(out).toContain(
+      'previous user re-checked by the rotation function: failed (ResourceNotFoundException): run `converge abort` again',
+    );
+    expect(() => h.pendingToken()).toThrow(/no rotation/);
+  });
+
   it('the retry of setSecret completes the change: the pending user logs in with the new password', async () => {
     // Prepare
     const { h, previous } = await secondRotationStarted('gdrt');
