@@ -221,6 +221,12 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private readonly pgOptions: PassThroughPoolConfig;
 
   private active: InnerPool | undefined;
+  /**
+   * The inner pool that validated a credential of a new identity, holding the validation's
+   * connection idle: its adoption takes it over, so the first query after a username change needs
+   * no new login. Discarded when anything else is adopted.
+   */
+  private prepared: InnerPool | undefined;
   private readonly retiring = new Set<InnerPool>();
   private permits: number;
   private readonly waiters: Waiter[] = [];
@@ -578,13 +584,17 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private adopt(next: SecretVersion, previous: SecretVersion | undefined): void {
     if (this.endCalled) return;
     const key = identityKey(next);
+    const prepared = this.prepared;
+    this.prepared = undefined;
     if (this.active?.key === key) {
       this.active.credential = next;
     } else {
       const old = this.active;
-      this.active = this.createInner(next, key);
+      const warm = prepared?.key === key && prepared.credential.versionId === next.versionId;
+      this.active = warm ? prepared : this.createInner(next, key);
       if (old) this.retire(old);
     }
+    if (prepared && prepared !== this.active) void this.endInner(prepared);
     this.emit('credentialChange', next, previous);
   }
 
@@ -688,19 +698,48 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     }
     this.credentials.close();
     this.secret.close();
-    await Promise.all(this.pools().map((inner) => this.endInner(inner)));
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    await Promise.all([...this.pools(), ...(prepared ? [prepared] : [])].map((inner) => this.endInner(inner)));
     this.retiring.clear();
     this.endedAll = true;
   }
 
+  /**
+   * Logs in with `candidate` and runs `SELECT 1`. For a new identity (the alternate user) the login
+   * is the first connection of the inner pool its adoption will use, kept idle for it (see
+   * {@link prepared}); a new password for the active identity is tried on a connection of its own.
+   */
   private async validate(candidate: SecretVersion): Promise<void> {
-    const target: ConnectionTarget = {
-      host: candidate.host,
-      port: candidate.port,
-      dbname: candidate.dbname,
-      ssl: candidate.ssl,
-    };
-    await withClient(target, candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
+    const key = identityKey(candidate);
+    if (this.endCalled || this.active?.key === key) {
+      const target: ConnectionTarget = {
+        host: candidate.host,
+        port: candidate.port,
+        dbname: candidate.dbname,
+        ssl: candidate.ssl,
+      };
+      await withClient(target, candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
+      return;
+    }
+    const inner = this.createInner(candidate, key);
+    let client: PoolClient | undefined;
+    try {
+      client = await inner.pool.connect();
+      await client.query('SELECT 1');
+    } catch (err) {
+      client?.release(true);
+      void this.endInner(inner);
+      throw classifyConnectError(err, inner.target, candidate);
+    }
+    client.release();
+    if (this.endCalled) {
+      void this.endInner(inner);
+      throw new PoolEndedError();
+    }
+    const superseded = this.prepared;
+    this.prepared = inner;
+    if (superseded) void this.endInner(superseded);
   }
 }
 

@@ -63,19 +63,38 @@ export function installSecretsManagerModel(model: SecretsManagerModel) {
  * stub.reset(); wireSecretsManager(stub, model);
  */
 export function wireSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel, before: BeforeCall = noHook): void {
-  const on = stub.on.bind(stub);
-  on(CreateSecretCommand).callsFake(async (i) => (await before('CreateSecret'), model.createSecret(i)));
-  on(DescribeSecretCommand).callsFake(async (i) => (await before('DescribeSecret'), model.describeSecret(i)));
-  on(GetSecretValueCommand).callsFake(async (i) => (await before('GetSecretValue'), model.getSecretValue(i)));
-  on(PutSecretValueCommand).callsFake(async (i) => (await before('PutSecretValue'), model.putSecretValue(i)));
-  on(UpdateSecretVersionStageCommand).callsFake(async (i) => (await before('UpdateSecretVersionStage'), model.updateSecretVersionStage(i)));
-  on(GetRandomPasswordCommand).callsFake(async (i) => (await before('GetRandomPassword'), model.getRandomPassword(i)));
-  on(RotateSecretCommand).callsFake(async (i) => (await before('RotateSecret'), model.rotateSecret(i)));
-  on(CancelRotateSecretCommand).callsFake(async (i) => (await before('CancelRotateSecret'), model.cancelRotateSecret(i)));
-  on(ListSecretVersionIdsCommand).callsFake(async (i) => (await before('ListSecretVersionIds'), model.listSecretVersionIds(i)));
-  on(TagResourceCommand).callsFake(async (i) => (await before('TagResource'), model.tagResource(i)));
-  on(UntagResourceCommand).callsFake(async (i) => (await before('UntagResource'), model.untagResource(i)));
-  on(UpdateSecretCommand).callsFake(async (i) => (await before('UpdateSecret'), model.updateSecret(i)));
+  for (const r of secretsManagerRoutes(model)) stub.on(r.command as never).callsFake(answer(r, before));
+}
+
+/**
+ * Connects a **fresh** Secrets Manager stub (just created or `reset()`) to the model with one fake
+ * on `send` that dispatches by command class: cheaper per call than {@link wireSecretsManager}'s
+ * per-command matchers, which sinon tries on every call. A later `stub.on(Command)` still takes
+ * precedence, but calling this again does not undo it (reset the stub instead). A command the model
+ * does not answer fails with an error that names it.
+ *
+ * @example
+ * stub.reset(); answerSecretsManager(stub, model);
+ */
+export function answerSecretsManager(stub: SecretsManagerStub, model: SecretsManagerModel, before: BeforeCall = noHook): void {
+  answerFrom(stub, 'Secrets Manager', before, secretsManagerRoutes(model));
+}
+
+function secretsManagerRoutes(model: SecretsManagerModel): Route[] {
+  return [
+    route(CreateSecretCommand, 'CreateSecret', (i) => model.createSecret(i)),
+    route(DescribeSecretCommand, 'DescribeSecret', (i) => model.describeSecret(i)),
+    route(GetSecretValueCommand, 'GetSecretValue', (i) => model.getSecretValue(i)),
+    route(PutSecretValueCommand, 'PutSecretValue', (i) => model.putSecretValue(i)),
+    route(UpdateSecretVersionStageCommand, 'UpdateSecretVersionStage', (i) => model.updateSecretVersionStage(i)),
+    route(GetRandomPasswordCommand, 'GetRandomPassword', (i) => model.getRandomPassword(i)),
+    route(RotateSecretCommand, 'RotateSecret', (i) => model.rotateSecret(i)),
+    route(CancelRotateSecretCommand, 'CancelRotateSecret', (i) => model.cancelRotateSecret(i)),
+    route(ListSecretVersionIdsCommand, 'ListSecretVersionIds', (i) => model.listSecretVersionIds(i)),
+    route(TagResourceCommand, 'TagResource', (i) => model.tagResource(i)),
+    route(UntagResourceCommand, 'UntagResource', (i) => model.untagResource(i)),
+    route(UpdateSecretCommand, 'UpdateSecret', (i) => model.updateSecret(i)),
+  ];
 }
 
 /**
@@ -113,7 +132,66 @@ export function installCloudWatchModel(model: CloudWatchModel): CloudWatchStub {
  * stub.reset(); wireCloudWatch(stub, model);
  */
 export function wireCloudWatch(stub: CloudWatchStub, model: CloudWatchModel, before: BeforeCall = noHook): void {
-  stub.on(PutMetricDataCommand).callsFake(async (i) => (await before('PutMetricData'), model.putMetricData(i)));
-  stub.on(GetMetricDataCommand).callsFake(async (i) => (await before('GetMetricData'), model.getMetricData(i)));
-  stub.on(ListMetricsCommand).callsFake(async (i) => (await before('ListMetrics'), model.listMetrics(i)));
+  for (const r of cloudWatchRoutes(model)) stub.on(r.command as never).callsFake(answer(r, before));
+}
+
+/**
+ * Connects a **fresh** CloudWatch stub to the model with one dispatching fake (see
+ * {@link answerSecretsManager}).
+ *
+ * @example
+ * stub.reset(); answerCloudWatch(stub, model);
+ */
+export function answerCloudWatch(stub: CloudWatchStub, model: CloudWatchModel, before: BeforeCall = noHook): void {
+  answerFrom(stub, 'CloudWatch', before, cloudWatchRoutes(model));
+}
+
+function cloudWatchRoutes(model: CloudWatchModel): Route[] {
+  return [
+    route(PutMetricDataCommand, 'PutMetricData', (i) => model.putMetricData(i)),
+    route(GetMetricDataCommand, 'GetMetricData', (i) => model.getMetricData(i)),
+    route(ListMetricsCommand, 'ListMetrics', (i) => model.listMetrics(i)),
+  ];
+}
+
+/** One operation a model answers: the SDK command class, the operation's name and the model's method. */
+interface Route {
+  readonly command: abstract new (...args: never[]) => unknown;
+  readonly operation: string;
+  readonly answer: (input: never) => unknown;
+}
+
+/** A route's answer with the `before` hook ahead of it. */
+function answer(r: Route, before: BeforeCall) {
+  return async (input: unknown) => {
+    await before(r.operation);
+    return (await r.answer(input as never)) as never;
+  };
+}
+
+function route<I, O>(command: new (input: I) => { readonly input: I }, operation: string, answer: (input: I) => O): Route {
+  return { command, operation, answer: answer as (input: never) => unknown };
+}
+
+/**
+ * Makes the stub's `send` answer every command of `routes` from the model, by the command's class,
+ * with one fake: per-command matchers (`stub.on(Command)`) would be tried on every call. A test may
+ * still replace one command's behaviour with `stub.on(Command)`, which takes precedence. A command
+ * no model answers fails with an error that names it.
+ */
+/** What {@link answerFrom} needs of an aws-sdk-client-mock stub: its `send` sinon stub. */
+interface AnswerableStub {
+  readonly send: { callsFake(fn: (command: { constructor: unknown; input: unknown }) => Promise<never>): unknown };
+}
+
+function answerFrom(stub: AnswerableStub, service: string, before: BeforeCall, routes: readonly Route[]): void {
+  const table = new Map<unknown, Route>(routes.map((r) => [r.command, r]));
+  stub.send.callsFake(async (command) => {
+    const r = table.get(command.constructor);
+    if (!r) {
+      const name = (command.constructor as { name?: string }).name ?? 'this command';
+      throw new Error(`the local ${service} model does not answer ${name}`);
+    }
+    return answer(r, before)(command.input);
+  });
 }

@@ -165,7 +165,7 @@ function hits(scope: InvocationScope, kind: 'sdk' | 'sql', operation?: string): 
  * The `before` hook for the Secrets Manager and CloudWatch stubs.
  *
  * @example
- * wireSecretsManager(stub, model, beforeSdkCall);
+ * answerSecretsManager(stub, model, beforeSdkCall);
  */
 export async function beforeSdkCall(operation: string): Promise<void> {
   const scope = currentScope();

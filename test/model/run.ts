@@ -175,8 +175,11 @@ async function main(): Promise<number> {
     // Runs go out in chunks of at most CHUNK_RUNS, each in a fresh worker process with seed S + i
     // (a worker's heap grows by about a megabyte per run), W chunks at a time.
     const workers = Math.min(o.workers, o.runs);
-    const chunks = Array.from({ length: Math.ceil(o.runs / CHUNK_RUNS) }, (_, i) =>
-      Math.min(CHUNK_RUNS, o.runs - i * CHUNK_RUNS),
+    // Every worker gets work: at least one chunk per worker, the runs shared out evenly.
+    const count = Math.max(workers, Math.ceil(o.runs / CHUNK_RUNS));
+    const chunks = Array.from(
+      { length: count },
+      (_, i) => Math.floor(o.runs / count) + (i < o.runs % count ? 1 : 0),
     );
     const parts: ModelSummary[] = [];
     let next = 0;

@@ -21,8 +21,8 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
 import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
 import {
-  wireCloudWatch,
-  wireSecretsManager,
+  answerCloudWatch,
+  answerSecretsManager,
   type CloudWatchStub,
   type SecretsManagerStub,
 } from '../../cli/local/install';
@@ -210,8 +210,8 @@ export class World {
   private async setUp(): Promise<void> {
     const s = sdkStubs();
     for (const stub of [s.sm, s.cw, s.lambda]) stub.reset();
-    wireSecretsManager(s.sm, this.sm, beforeSdkCall);
-    wireCloudWatch(s.cw, this.cw, beforeSdkCall);
+    answerSecretsManager(s.sm, this.sm, beforeSdkCall);
+    answerCloudWatch(s.cw, this.cw, beforeSdkCall);
     s.lambda
       .on(GetFunctionConfigurationCommand)
       .callsFake(async (i) => this.lambda.getFunctionConfiguration(i));

@@ -394,5 +394,69 @@ describe('Class: RotatingPgPool', () => {
       // One report at start, one per change, one at stop: the generation moves exactly with the pool
       expect(sink.values(LOADED_GENERATION)).toEqual([1, 2, 1, 1]);
     });
+
+    it('serves the first query after adopting the pending user on the connection that validated it (one login)', async () => {
+      // Prepare
+      const w = await world('cpool_warm');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.query('SELECT 1');
+      const cloneName = `${w.first.username}_clone`;
+      const pendingCred = {
+        username: cloneName,
+        password: 'pw-warm-validation-4d5e6f',
+        generation: 2,
+      };
+      w.passwords.push(pendingCred.password);
+      w.putPending(pendingCred);
+      await w.createUser(cloneName, 2, pendingCred.password);
+      // Act
+      await pool.refreshNow();
+      const adopted = (await w.sessions()).filter((s) => s.usename === cloneName);
+      const served = (
+        await pool.query<{ pid: number; u: string }>(
+          'SELECT pg_backend_pid() AS pid, current_user AS u',
+        )
+      ).rows[0];
+      const after = (await w.sessions()).filter((s) => s.usename === cloneName);
+      // Assess: the validation's session is the pool's, and the query needed no second login
+      expect(adopted).toHaveLength(1);
+      expect(served).toEqual({ pid: adopted[0].pid, u: cloneName });
+      expect(after.map((s) => s.pid)).toEqual([adopted[0].pid]);
+    });
+
+    it('leaves no session of a pending user whose validation was superseded by an abort', async () => {
+      // Prepare
+      const w = await world('cpool_warm_abort');
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
+          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.query('SELECT 1');
+      const cloneName = `${w.first.username}_clone`;
+      const pendingCred = { username: cloneName, password: 'pw-warm-abort-7a8b9c', generation: 2 };
+      w.passwords.push(pendingCred.password);
+      const pendingId = w.putPending(pendingCred);
+      await w.createUser(cloneName, 2, pendingCred.password);
+      await pool.refreshNow();
+      // Act: the operator aborts; the pool falls back to AWSCURRENT
+      w.abort(pendingId);
+      await pool.refreshNow();
+      const user = await currentUser(pool);
+      await until('the pending user has no session', async () =>
+        (await w.sessions()).every((s) => s.usename !== cloneName),
+      );
+      // Assess
+      expect(user).toBe(w.first.username);
+      expect(pool.retiringCount).toBe(0);
+    });
   });
 });
