@@ -1,18 +1,19 @@
 /**
  * `npm run model -- --runs N [--seed S] [--max-commands M] [--workers W] [--json]`: the model-based
  * test at any budget, outside jest. Starts one PostgreSQL (CONVERGE_PG_MAJOR picks the major,
- * default 18) and W worker processes at a time (default: one per core, at most 2). The N command
- * sequences go out in chunks of at most 500, chunk i from seed S + i, each in a fresh worker on its
- * own database. Prints runs, commands executed,
- * distinct interleavings, invariant checks, failures (with fast-check's shrunk counterexample, the
- * seed and the replay path) and wall time. Exits 1 when an invariant broke.
+ * default 18) and W worker processes (default: one per core, at most 2). The N command sequences
+ * go out in chunks of 100, chunk i from seed S + i, so the same N and S run the same sequences
+ * whatever W is. Each chunk runs on a database of its own; a worker process is replaced after 500
+ * runs. Prints runs, commands executed, distinct interleavings, invariant checks, failures (with
+ * fast-check's shrunk counterexample, the seed and the replay path) and wall time. Exits 1 when an
+ * invariant broke.
  *
- * To replay a failure, run its chunk's seed with one worker: `npm run model -- --runs R --seed <seed> --workers 1`.
+ * To replay a failure, run its chunk's seed alone: `npm run model -- --runs 100 --seed <seed> --workers 1`.
  *
  * Like the jest setup (test/support/setup-env.ts), it sends every SDK client that is not answered
  * by a model to a closed port, so nothing can reach AWS.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import { startLocalPostgres, type LocalPostgres } from '../../cli/local/postgres';
@@ -32,8 +33,10 @@ Object.assign(process.env, {
 });
 delete process.env.AWS_PROFILE;
 
-/** Most runs one worker process makes before a fresh one takes over. */
-const CHUNK_RUNS = 500;
+/** Runs per chunk: chunk i runs this many sequences from seed S + i. */
+const CHUNK_RUNS = 100;
+/** Runs after which a worker process is replaced (its heap grows by about a megabyte per run). */
+const WORKER_RUNS = 500;
 
 /** Set in a worker: the parent's server, as JSON (without `stop`). */
 const SERVER_ENV = 'CONVERGE_MODEL_SERVER';
@@ -78,60 +81,80 @@ function options(): Options {
   return o;
 }
 
-/** A worker: runs its share against the parent's server and sends the summary back. */
-async function worker(server: LocalPostgres, o: Options): Promise<void> {
-  installOutputCapture();
-  try {
-    const summary = await runModel({
-      server,
-      runs: o.runs,
-      seed: o.seed,
-      maxCommands: o.maxCommands,
-    });
-    await new Promise<void>((resolve) => process.send!(summary, () => resolve()));
-  } finally {
-    restoreSdkStubs();
-  }
+/** What the parent sends a worker: one chunk to run, or `{ done: true }` when there is no more work. */
+interface ChunkRequest {
+  readonly runs: number;
+  readonly seed: number;
 }
 
-function runWorker(
-  server: LocalPostgres,
-  o: Options,
-  runs: number,
-  seed: number,
-): Promise<ModelSummary> {
-  const info: Omit<LocalPostgres, 'stop'> = {
-    host: server.host,
-    port: server.port,
-    major: server.major,
-    version: server.version,
-    superuser: server.superuser,
-    caBundlePath: server.caBundlePath,
-    tls: server.tls,
-  };
-  const args = [
-    '--runs',
-    String(runs),
-    '--seed',
-    String(seed),
-    '--max-commands',
-    String(o.maxCommands),
-    '--workers',
-    '1',
-  ];
-  const child = fork(__filename, args, {
-    env: { ...process.env, [SERVER_ENV]: JSON.stringify(info) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+/** A worker: runs the chunks the parent sends against the parent's server, one at a time. */
+function worker(server: LocalPostgres, o: Options): Promise<void> {
+  installOutputCapture();
   return new Promise((resolve, reject) => {
-    let summary: ModelSummary | undefined;
-    child.on('message', (m) => (summary = m as ModelSummary));
-    child.on('exit', (code) =>
-      summary
-        ? resolve(summary)
-        : reject(new Error(`model worker (seed ${seed}) exited with ${code} and no summary`)),
-    );
+    process.on('message', (m: ChunkRequest | { done: true }) => {
+      if ('done' in m) {
+        restoreSdkStubs();
+        resolve();
+        return;
+      }
+      runModel({ server, runs: m.runs, seed: m.seed, maxCommands: o.maxCommands }).then(
+        (summary) => process.send!(summary),
+        reject,
+      );
+    });
   });
+}
+
+/** A worker process seen from the parent. */
+class WorkerProcess {
+  public runsDone = 0;
+  private readonly child: ChildProcess;
+  private pending?: { resolve: (s: ModelSummary) => void; reject: (e: Error) => void };
+  private exited = false;
+
+  public constructor(server: LocalPostgres, o: Options) {
+    const info: Omit<LocalPostgres, 'stop'> = {
+      host: server.host,
+      port: server.port,
+      major: server.major,
+      version: server.version,
+      superuser: server.superuser,
+      caBundlePath: server.caBundlePath,
+      tls: server.tls,
+    };
+    const args = ['--max-commands', String(o.maxCommands), '--workers', '1'];
+    this.child = fork(__filename, args, {
+      env: { ...process.env, [SERVER_ENV]: JSON.stringify(info) },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (m) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve(m as ModelSummary);
+    });
+    this.child.on('exit', (code) => {
+      this.exited = true;
+      this.pending?.reject(new Error(`model worker exited with ${code} in the middle of a chunk`));
+      this.pending = undefined;
+    });
+  }
+
+  public run(chunk: ChunkRequest): Promise<ModelSummary> {
+    if (this.exited) return Promise.reject(new Error('model worker has exited'));
+    this.runsDone += chunk.runs;
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.child.send(chunk);
+    });
+  }
+
+  public stop(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.send({ done: true });
+    });
+  }
 }
 
 function print(summary: ModelSummary, o: Options, version: string): void {
@@ -172,21 +195,29 @@ async function main(): Promise<number> {
   const started = Date.now();
   const server = await startLocalPostgres();
   try {
-    // Runs go out in chunks of at most CHUNK_RUNS, each in a fresh worker process with seed S + i
-    // (a worker's heap grows by about a megabyte per run), W chunks at a time.
-    const workers = Math.min(o.workers, o.runs);
-    // Every worker gets work: at least one chunk per worker, the runs shared out evenly.
-    const count = Math.max(workers, Math.ceil(o.runs / CHUNK_RUNS));
-    const chunks = Array.from(
-      { length: count },
-      (_, i) => Math.floor(o.runs / count) + (i < o.runs % count ? 1 : 0),
-    );
+    // Chunks of CHUNK_RUNS, chunk i from seed S + i; each worker takes the next chunk when it is
+    // free, and is replaced after WORKER_RUNS runs.
+    const chunks = Array.from({ length: Math.ceil(o.runs / CHUNK_RUNS) }, (_, i) => ({
+      runs: Math.min(CHUNK_RUNS, o.runs - i * CHUNK_RUNS),
+      seed: o.seed + i,
+    }));
+    const workers = Math.min(o.workers, chunks.length);
     const parts: ModelSummary[] = [];
     let next = 0;
     await Promise.all(
       Array.from({ length: workers }, async () => {
-        for (let i = next++; i < chunks.length; i = next++)
-          parts.push(await runWorker(server, o, chunks[i], o.seed + i));
+        let w: WorkerProcess | undefined;
+        try {
+          for (let i = next++; i < chunks.length; i = next++) {
+            if (!w || w.runsDone >= WORKER_RUNS) {
+              await w?.stop();
+              w = new WorkerProcess(server, o);
+            }
+            parts.push(await w.run(chunks[i]));
+          }
+        } finally {
+          await w?.stop();
+        }
       }),
     );
     const summary = mergeSummaries(o.seed, parts, Math.round((Date.now() - started) / 100) / 10);
