@@ -477,9 +477,21 @@ export const faultArb: fc.Arbitrary<FaultPlan | undefined> = fc.oneof(
 /**
  * A fault on the operator's own AWS calls, or none: the N-th call, or the call of one operation
  * (the tag write, the RotateSecret after it, the tag removal, the stage move), fails or never returns.
+ * The operator's process dying right after it wrote an override tag (at the RotateSecret or the
+ * re-drive that uses it, or at the tag's removal) has a branch of its own: an override left behind
+ * must never act on another rotation.
  */
 const operatorFaultArb: fc.Arbitrary<FaultPlan | undefined> = fc.oneof(
   { weight: 4, arbitrary: fc.constant(undefined) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('crash' as const),
+      at: fc.constant(1),
+      on: fc.constant('sdk' as const),
+      operation: fc.constantFrom('RotateSecret', 'Invoke', 'UntagResource'),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({

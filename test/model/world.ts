@@ -212,10 +212,14 @@ export class World {
     for (const stub of [s.sm, s.cw, s.lambda]) stub.reset();
     answerSecretsManager(s.sm, this.sm, beforeSdkCall);
     answerCloudWatch(s.cw, this.cw, beforeSdkCall);
-    s.lambda
-      .on(GetFunctionConfigurationCommand)
-      .callsFake(async (i) => this.lambda.getFunctionConfiguration(i));
-    s.lambda.on(InvokeCommand).callsFake(async (i) => this.lambda.invoke(i));
+    s.lambda.on(GetFunctionConfigurationCommand).callsFake(async (i) => {
+      await beforeSdkCall('GetFunctionConfiguration');
+      return this.lambda.getFunctionConfiguration(i);
+    });
+    s.lambda.on(InvokeCommand).callsFake(async (i) => {
+      await beforeSdkCall('Invoke');
+      return this.lambda.invoke(i);
+    });
 
     const { database, tag } = this.options;
     const server = database.server;
