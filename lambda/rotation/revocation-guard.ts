@@ -9,12 +9,13 @@
  * (b) no session of that user is open, on the server the master is connected to or on any other
  *     member of the database (Aurora readers, read replicas).
  *
- * The order closes the race between the check and the change: consumers are checked first; then
- * the user's LOGIN is taken away and committed (new connections are refused from then on); then the
- * sessions are counted; then the password is set and LOGIN restored in one transaction. If the
- * guard blocks, LOGIN is restored and {@link RevocationBlockedError} names what still holds the
- * credential. A client that tries to log in with the old password in that short window is refused
- * by design: the consumer evidence already said nobody uses it.
+ * The order closes the race between the check and the change: consumers are checked and sessions
+ * counted first (either blocks without changing anything); then the user's LOGIN is taken away and
+ * committed (new connections are refused from then on); then the sessions are counted again; then
+ * the password is set and LOGIN restored in one transaction. If the second count blocks, LOGIN is
+ * restored and {@link RevocationBlockedError} names what still holds the credential. A client that
+ * tries to log in with the old password in that short window is refused by design: the consumer
+ * evidence and the first count already said nobody uses it.
  *
  * An emergency rotation (suspected compromise) does not wait: it logs what it overrides, terminates
  * the user's sessions everywhere and logs each one (pid, application_name, client address).
@@ -78,10 +79,13 @@ export async function revocationGuard(
   const emergency = ctx.overrides.emergency;
   const consumers = await consumerGate(ctx, input);
 
-  if (!emergency && consumers.blocking.length > 0) {
-    // Nothing has been changed yet; the sessions are listed only to make the error complete.
+  if (!emergency) {
+    // Sessions already open block before LOGIN is touched: a guard that blocks changes nothing, so
+    // one that dies here (a timeout, a killed sandbox) leaves nothing to restore.
     const sessions = await input.sessions.list(username);
-    throw blocked(ctx, input, { ...consumers, sessions });
+    if (consumers.blocking.length > 0 || sessions.length > 0) {
+      throw blocked(ctx, input, { ...consumers, sessions });
+    }
   }
   if (emergency) {
     ctx.logger.warn(

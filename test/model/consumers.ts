@@ -196,8 +196,11 @@ export class LiveProcess extends FleetProcess {
     this.hung = true;
   }
 
-  public resume(): void {
+  /** Resumes: its overdue timers fire at once (a refresh when the TTL has passed, a report, a query). */
+  public async resume(): Promise<void> {
+    if (!this.hung) return;
     this.hung = false;
+    await this.tick();
   }
 
   /** A new process in place of this one (same consumer), with a fresh pool. */

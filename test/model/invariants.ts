@@ -421,7 +421,12 @@ export class Checker {
           (p instanceof RestartOnlyProcess ||
             (p instanceof LiveProcess && p.hung) ||
             revokedByEmergency(inUse)));
-      if (inUse && !exempt) {
+      // A hung process that holds no connection leaves no trace: no report, no session. Nothing can
+      // tell it from a stopped one, so its credential may be replaced; what must hold is that it
+      // recovers when it resumes (its pool re-reads the secret on 28P01), which the query check
+      // below judges.
+      const invisible = p instanceof LiveProcess && p.hung && p.pool.totalCount === 0;
+      if (inUse && !exempt && !invisible) {
         this.check(
           2,
           await this.logsIn(inUse, after.roles),

@@ -94,7 +94,7 @@ async function quiesce(r: Real): Promise<string> {
   outage.databaseDown = false;
   for (const p of world.processes) {
     if (p instanceof LiveProcess) {
-      p.resume();
+      await p.resume();
       p.release();
     }
   }

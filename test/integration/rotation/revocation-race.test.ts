@@ -14,12 +14,14 @@ import { emfRecords } from '../../unit/gates/gate-fixtures';
 type Query = (this: Client, ...args: unknown[]) => unknown;
 
 /**
- * Calls `after` once the next time a master session finishes listing sessions of `username`
- * (and before the rotation goes on); returns a function that removes the hook.
+ * Calls `after` once, when a master session finishes listing sessions of `username` for the
+ * `nth` time (the guard counts before taking LOGIN away, and again after), before the rotation
+ * goes on; returns a function that removes the hook.
  */
-function afterSessionCount(username: string, after: () => Promise<void>): () => void {
+function afterSessionCount(username: string, nth: 1 | 2, after: () => Promise<void>): () => void {
   const original = Client.prototype.query as unknown as Query;
   let fired = false;
+  let seen = 0;
   (Client.prototype as unknown as { query: Query }).query = function (
     this: Client,
     ...args: unknown[]
@@ -31,7 +33,8 @@ function afterSessionCount(username: string, after: () => Promise<void>): () => 
       text.includes('pg_stat_activity') &&
       Array.isArray(values) &&
       values[0] === username;
-    if (!fired && counting && result instanceof Promise) {
+    if (counting) seen++;
+    if (!fired && counting && seen === nth && result instanceof Promise) {
       fired = true;
       return result.then(async (r: unknown) => {
         await after();
@@ -60,7 +63,7 @@ describe('Revocation guard: the window between the session count and the passwor
     const previous = h.secret(AWSPREVIOUS);
     let straggler: Client | undefined;
     let refused: unknown;
-    const unhook = afterSessionCount(previous.username, async () => {
+    const unhook = afterSessionCount(previous.username, 2, async () => {
       straggler = await connectAs(h, previous, 'straggler').catch((e: unknown) => {
         refused = e;
         return undefined;
@@ -85,7 +88,35 @@ describe('Revocation guard: the window between the session count and the passwor
     expect(emfRecords(metrics).filter((r) => REVOCATION_WINDOW_MS in r)).toHaveLength(1);
   });
 
-  it('restores LOGIN when the guard blocks on a session: the previous user keeps working', async () => {
+  it('catches a login with the old password that lands between the first count and LOGIN going away: the rotation blocks', async () => {
+    // Prepare
+    const h = await file.create({ prefix: 'racefirst' });
+    await h.rotate();
+    const previous = h.secret(AWSPREVIOUS);
+    let straggler: Client | undefined;
+    const unhook = afterSessionCount(previous.username, 1, async () => {
+      straggler = await connectAs(h, previous, 'straggler');
+      straggler.on('error', () => undefined);
+    });
+    let err: unknown;
+    try {
+      // Act
+      err = await h.rotate().catch((e: unknown) => e);
+    } finally {
+      unhook();
+    }
+    errors.push(err);
+    try {
+      // Assess: the second count saw it; LOGIN is back, and the straggler keeps working
+      expect((err as Error).name).toBe('RevocationBlockedError');
+      expect(await canLogin(h, previous.username)).toBe(true);
+      expect((await straggler!.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await straggler?.end().catch(() => undefined);
+    }
+  });
+
+  it('blocks on an open session without taking LOGIN away: the previous user keeps working', async () => {
     // Prepare
     const h = await file.create({ prefix: 'racebl' });
     await h.rotate();
@@ -106,20 +137,72 @@ describe('Revocation guard: the window between the session count and the passwor
     }
   });
 
+  it('blocks on an open session before taking LOGIN away: a guard that dies while counting leaves the previous user working', async () => {
+    // Prepare: a process still holds a session of the previous user (a consumer whose reports say
+    // nothing, e.g. one that hung), and the invocation dies at the session count
+    const h = await file.create({ prefix: 'racesess' });
+    await h.rotate();
+    const previous = h.secret(AWSPREVIOUS);
+    const holder = await connectAs(h, previous, 'holder');
+    holder.on('error', () => undefined);
+    const statements: string[] = [];
+    const original = Client.prototype.query as unknown as Query;
+    (Client.prototype as unknown as { query: Query }).query = function (
+      this: Client,
+      ...args: unknown[]
+    ) {
+      const [text, values] = args as [unknown, unknown];
+      if (typeof text === 'string') statements.push(text);
+      const counting =
+        typeof text === 'string' &&
+        text.includes('pg_stat_activity') &&
+        Array.isArray(values) &&
+        values[0] === previous.username;
+      if (counting || (typeof text === 'string' && /WITH LOGIN$/.test(text))) {
+        return Promise.reject(
+          Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' }),
+        );
+      }
+      return original.apply(this, args);
+    };
+    let err: unknown;
+    try {
+      // Act
+      err = await h.rotate().catch((e: unknown) => e);
+    } finally {
+      (Client.prototype as unknown as { query: Query }).query = original;
+    }
+    errors.push(err);
+    try {
+      // Assess: nothing touched the previous user's LOGIN, and it still logs in
+      expect(err).toBeDefined();
+      expect(statements.filter((t) => /NOLOGIN$/.test(t))).toEqual([]);
+      expect(await canLogin(h, previous.username)).toBe(true);
+      const again = await connectAs(h, previous, 'again');
+      await again.end();
+    } finally {
+      await holder.end().catch(() => undefined);
+    }
+  });
+
   it('leaves LOGIN off only until the next attempt when the function dies right after taking it away', async () => {
-    // Prepare: the session count fails, and so does restoring LOGIN (the invocation "died")
+    // Prepare: once LOGIN is off, the session count fails, and so does restoring LOGIN (the
+    // invocation "died")
     const h = await file.create({ prefix: 'racedie' });
     await h.rotate();
     const previous = h.secret(AWSPREVIOUS);
     const original = Client.prototype.query as unknown as Query;
     let dead = true;
+    let loginOff = false;
     (Client.prototype as unknown as { query: Query }).query = function (
       this: Client,
       ...args: unknown[]
     ) {
       const [text] = args as [unknown];
+      if (typeof text === 'string' && /NOLOGIN$/.test(text)) loginOff = true;
       if (
         dead &&
+        loginOff &&
         typeof text === 'string' &&
         (text.includes('pg_stat_activity') || /WITH LOGIN$/.test(text))
       ) {
@@ -137,6 +220,7 @@ describe('Revocation guard: the window between the session count and the passwor
     }
     errors.push(err);
     expect(err).toBeDefined();
+    expect(loginOff).toBe(true);
     expect(await canLogin(h, previous.username)).toBe(false);
     // Act: Secrets Manager retries the rotation with the same token
     dead = false;
