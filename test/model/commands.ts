@@ -523,8 +523,15 @@ const operatorArb = fc.constantFrom<OperatorAction>(
   'rotate-emergency',
 );
 
+/**
+ * What a run's commands concentrate on: `all` mixes everything; `overrides` keeps to rotations,
+ * steps, time and the operator's commands (often dying right after writing an override tag), the
+ * hazard the override tags' binding to one rotation closes.
+ */
+export type Focus = 'all' | 'overrides';
+
 /** Every command the generator mixes, with weights that keep rotations moving. */
-export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
+export function commandArbs(focus: Focus = 'all'): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
   const step = fc.constantFrom<Step | 'next'>('next', 'next', 'next', 'next', ...STEPS);
   const inv = fc
     .record({
@@ -543,6 +550,11 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
   const rotation = fc
     .tuple(fc.boolean(), fc.array(faultArb, { minLength: 4, maxLength: 4 }))
     .map(([t, faults]) => new ServiceRotation(t, faults));
+  const operator = fc
+    .tuple(operatorArb, operatorFaultArb)
+    .map(([a, f]) => new Operator(a, f ?? undefined));
+  const advance = fc.integer({ min: 1, max: 12 }).map((t) => new Advance(t));
+  if (focus === 'overrides') return [rotation, rotation, inv, inv, operator, operator, advance];
   return [
     rotation,
     rotation,
@@ -555,7 +567,7 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
     fc
       .tuple(faultArb, fc.option(fc.constantFrom(...STEPS), { freq: 3 }))
       .map(([f, s]) => new Redrive(f, s ?? undefined)),
-    fc.tuple(operatorArb, operatorFaultArb).map(([a, f]) => new Operator(a, f ?? undefined)),
+    operator,
     fc.constant(new ClearPending()),
     fc
       .tuple(
@@ -575,8 +587,8 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
     fc
       .constantFrom<'restart-legacy' | 'run-job'>('restart-legacy', 'run-job')
       .map((w) => new OtherConsumer(w)),
-    fc.integer({ min: 1, max: 12 }).map((t) => new Advance(t)),
-    fc.integer({ min: 1, max: 12 }).map((t) => new Advance(t)),
+    advance,
+    advance,
     fc.boolean().map((d) => new Outage(d)),
     fc
       .constantFrom(

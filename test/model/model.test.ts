@@ -26,6 +26,7 @@ import { restoreSdkStubs, World } from './world';
 
 const SEED = Number(process.env.CONVERGE_MODEL_SEED ?? 20261130);
 const RUNS = Number(process.env.CONVERGE_MODEL_RUNS ?? 200);
+const FOCUSED_RUNS = 60;
 
 afterAll(() => restoreSdkStubs());
 
@@ -59,6 +60,26 @@ describe('Model-based: random rotations, retries, crashes, operator actions and 
     );
     expect(count(/^cli-redrive: promoted$/)).toBeGreaterThan(0);
     expect(Object.keys(summary.finalGenerations).some((g) => Number(g) >= 3)).toBe(true);
+  }, 900_000);
+
+  it(`keeps every invariant through ${FOCUSED_RUNS} sequences focused on the operator's override tags (seed ${SEED})`, async () => {
+    // Act: rotations, steps, time and operator commands, the operator often dying right after it
+    // wrote an override tag (an emergency or force tag left behind must never act on another rotation)
+    const summary = await runModel({
+      server: tlsServer(),
+      runs: FOCUSED_RUNS,
+      seed: SEED,
+      maxCommands: 12,
+      focus: 'overrides',
+    });
+    process.stderr.write(
+      `model (overrides): seed ${SEED}, ${summary.runs} runs, ${summary.commandsExecuted} commands, ` +
+        `${summary.failures.length} failures, ${summary.wallSeconds} s\n`,
+    );
+    // Assess
+    expect(summary.failures).toEqual([]);
+    expect(summary.runs).toBe(FOCUSED_RUNS);
+    expect(summary.invocations['cli-redrive: promoted'] ?? 0).toBeGreaterThan(0);
   }, 900_000);
 });
 

@@ -15,7 +15,7 @@ import type { Step } from '../../lambda/rotation';
 import { ConvergeError, RevocationBlockedError } from '../../lambda/shared/errors';
 import type { ConsumerRegistration } from '../../lambda/shared/registry';
 import { clearCapturedOutput } from '../support/captured-output';
-import { commandArbs, type Real } from './commands';
+import { commandArbs, type Focus, type Real } from './commands';
 import { LiveProcess, ScheduledJob } from './consumers';
 import { ModelDatabase } from './database';
 import { outage } from './faults';
@@ -188,6 +188,8 @@ export interface PropertyOptions {
   readonly stats: ModelStats;
   /** Longest command sequence. */
   readonly maxCommands: number;
+  /** What the commands concentrate on. @default 'all' */
+  readonly focus?: Focus;
 }
 
 /**
@@ -203,7 +205,7 @@ export function modelProperty(options: PropertyOptions) {
     registryArb,
     fc.constantFrom(60, 120, 300),
     fc.integer({ min: 1, max: 2 }),
-    fc.commands(commandArbs(), { maxCommands: options.maxCommands, size: 'max' }),
+    fc.commands(commandArbs(options.focus), { maxCommands: options.maxCommands, size: 'max' }),
     async (registry, gateMaxWaitSeconds, liveProcesses, cmds) => {
       stats.runs++;
       outage.databaseDown = false;
@@ -280,16 +282,25 @@ export async function runModel(options: {
   runs: number;
   seed: number;
   maxCommands: number;
+  focus?: Focus;
 }): Promise<ModelSummary> {
   const stats = newStats();
   const database = await ModelDatabase.create(options.server);
   const started = Date.now();
   const loginsBefore = checkCounts.logins;
   const details = await fc
-    .check(modelProperty({ database, stats, maxCommands: options.maxCommands }), {
-      numRuns: options.runs,
-      seed: options.seed,
-    })
+    .check(
+      modelProperty({
+        database,
+        stats,
+        maxCommands: options.maxCommands,
+        focus: options.focus,
+      }),
+      {
+        numRuns: options.runs,
+        seed: options.seed,
+      },
+    )
     .finally(() => database.drop());
   const failures = details.failed
     ? [
