@@ -121,11 +121,14 @@ export async function consumerWorld(prefix: string): Promise<ConsumerWorld> {
   };
 }
 
-/** Backends connected to `dbname`, except the one asking. */
+/**
+ * Sessions on `dbname`, except the one asking. A backend still authenticating (PostgreSQL 18 lists
+ * it, with no user yet) is nobody's session until it has logged in.
+ */
 export async function sessionsOf(dbname: string): Promise<{ pid: number; usename: string }[]> {
   return asSuperuser('postgres', async (c) => {
     const r = await c.query<{ pid: number; usename: string }>(
-      'SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid',
+      'SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND usename IS NOT NULL AND pid <> pg_backend_pid() ORDER BY pid',
       [dbname],
     );
     return r.rows;
