@@ -41,6 +41,7 @@ import {
 import {
   classifyConnectError,
   pgConfig,
+  targetOf,
   withClient,
   type ConnectionOptions,
   type ConnectionTarget,
@@ -599,12 +600,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   }
 
   private createInner(credential: SecretVersion, key: string): InnerPool {
-    const target: ConnectionTarget = {
-      host: credential.host,
-      port: credential.port,
-      dbname: credential.dbname,
-      ssl: credential.ssl,
-    };
+    const target = targetOf(credential);
     const base = pgConfig(target, { username: credential.username, password: '' }, this.connectionOptions);
     const inner: InnerPool = {
       key,
@@ -713,13 +709,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private async validate(candidate: SecretVersion): Promise<void> {
     const key = identityKey(candidate);
     if (this.endCalled || this.active?.key === key) {
-      const target: ConnectionTarget = {
-        host: candidate.host,
-        port: candidate.port,
-        dbname: candidate.dbname,
-        ssl: candidate.ssl,
-      };
-      await withClient(target, candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
+      await withClient(targetOf(candidate), candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
       return;
     }
     const inner = this.createInner(candidate, key);

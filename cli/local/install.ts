@@ -173,17 +173,17 @@ function route<I, O>(command: new (input: I) => { readonly input: I }, operation
   return { command, operation, answer: answer as (input: never) => unknown };
 }
 
+/** What {@link answerFrom} needs of an aws-sdk-client-mock stub: its `send` sinon stub. */
+interface AnswerableStub {
+  readonly send: { callsFake(fn: (command: { constructor: unknown; input: unknown }) => Promise<never>): unknown };
+}
+
 /**
  * Makes the stub's `send` answer every command of `routes` from the model, by the command's class,
  * with one fake: per-command matchers (`stub.on(Command)`) would be tried on every call. A test may
  * still replace one command's behaviour with `stub.on(Command)`, which takes precedence. A command
  * no model answers fails with an error that names it.
  */
-/** What {@link answerFrom} needs of an aws-sdk-client-mock stub: its `send` sinon stub. */
-interface AnswerableStub {
-  readonly send: { callsFake(fn: (command: { constructor: unknown; input: unknown }) => Promise<never>): unknown };
-}
-
 function answerFrom(stub: AnswerableStub, service: string, before: BeforeCall, routes: readonly Route[]): void {
   const table = new Map<unknown, Route>(routes.map((r) => [r.command, r]));
   stub.send.callsFake(async (command) => {

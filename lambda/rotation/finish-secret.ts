@@ -15,7 +15,7 @@
 import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { AuthenticationFailedError, RotationStateError } from '../shared/errors';
 import { ROTATIONS_COMPLETED } from '../shared/metric-contract';
-import { withClient } from '../shared/pg-connection';
+import { targetOf, withClient } from '../shared/pg-connection';
 import { AWSCURRENT, type DbSecret } from '../shared/secret';
 import { awsCall } from './aws-call';
 import { pinnedConnectionOptions } from './connections';
@@ -24,7 +24,7 @@ import { revokeFormerlyCurrent } from './emergency';
 import { emitFunctionMetric } from './function-metrics';
 import { removeOverride, TAG_FORCE_FINISH } from './overrides';
 import { promotionGate } from './promotion-gate';
-import { readPending, targetOf } from './secrets';
+import { readPending } from './secrets';
 import { currentVersion, stillPending } from './still-pending';
 
 export async function finishSecret(ctx: StepContext): Promise<void> {

@@ -3,7 +3,6 @@
  * validated, with the host resolved through RDS when the secret names an instance or cluster instead.
  */
 import { ConfusedDeputyError, InvalidSecretError, RotationStateError } from '../shared/errors';
-import type { ConnectionTarget } from '../shared/pg-connection';
 import {
   alternateUsername,
   AWSCURRENT,
@@ -60,11 +59,6 @@ export async function readPending(ctx: StepContext): Promise<DbSecret> {
     );
   }
   return pending;
-}
-
-/** Where a secret's credential connects. */
-export function targetOf(secret: DbSecret): ConnectionTarget {
-  return { host: secret.host, port: secret.port, dbname: secret.dbname, ssl: secret.ssl };
 }
 
 /**

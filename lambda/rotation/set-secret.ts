@@ -10,7 +10,7 @@
  * changed.
  */
 import { AuthenticationFailedError, DatabaseOperationError } from '../shared/errors';
-import { openClient } from '../shared/pg-connection';
+import { openClient, targetOf } from '../shared/pg-connection';
 import type { DbSecret } from '../shared/secret';
 import { connectionOptions, withMasterSession } from './connections';
 import type { StepContext } from './context';
@@ -25,7 +25,7 @@ import {
   findRole,
   setRolePassword,
 } from './roles';
-import { assertAlternateOf, readCurrent, readPending, targetOf } from './secrets';
+import { assertAlternateOf, readCurrent, readPending } from './secrets';
 
 export async function setSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);

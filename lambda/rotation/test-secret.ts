@@ -8,12 +8,12 @@
  * readable and belongs to the same database, and the current user logs in over TLS.
  */
 import { PrivilegeMismatchError } from '../shared/errors';
-import { withClient } from '../shared/pg-connection';
+import { targetOf, withClient } from '../shared/pg-connection';
 import { connectionOptions, pinnedConnectionOptions } from './connections';
 import type { StepContext } from './context';
 import { loadMaster } from './master-secret';
 import { missingMemberships } from './roles';
-import { readCurrent, readPendingIfAny, targetOf } from './secrets';
+import { readCurrent, readPendingIfAny } from './secrets';
 
 export async function testSecret(ctx: StepContext): Promise<void> {
   const current = await readCurrent(ctx);

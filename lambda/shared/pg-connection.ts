@@ -27,6 +27,16 @@ export interface ConnectionTarget {
   readonly ssl: SslMode;
 }
 
+/**
+ * Where a secret's credential connects.
+ *
+ * @example
+ * await withClient(targetOf(secret), secret, options, (c) => c.query('SELECT 1'));
+ */
+export function targetOf(secret: ConnectionTarget): ConnectionTarget {
+  return { host: secret.host, port: secret.port, dbname: secret.dbname, ssl: secret.ssl };
+}
+
 /** Who connects. */
 export interface Credential {
   readonly username: string;

@@ -42,6 +42,27 @@ async function currentUser(pool: RotatingPgPool): Promise<string> {
   return (await pool.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
 }
 
+/**
+ * A live pool in use (one query done) and a pending version whose alternate user setSecret has
+ * already created, so the pool's next refresh adopts it.
+ */
+async function pendingThatLogsIn(prefix: string, password: string) {
+  const w = await world(prefix);
+  const pool = track(
+    new RotatingPgPool({
+      source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
+      refresh: { ttlMs: 3_600_000, refreshInBackground: false },
+      ...tlsOptions(w),
+    }),
+  );
+  await pool.query('SELECT 1');
+  const cloneName = `${w.first.username}_clone`;
+  w.passwords.push(password);
+  const pendingId = w.putPending({ username: cloneName, password, generation: 2 });
+  await w.createUser(cloneName, 2, password);
+  return { w, pool, cloneName, pendingId };
+}
+
 describe('Class: RotatingPgPool', () => {
   describe('Method: query', () => {
     it('runs queries over verified TLS as the secret user, and end() closes every connection', async () => {
@@ -397,24 +418,7 @@ describe('Class: RotatingPgPool', () => {
 
     it('serves the first query after adopting the pending user on the connection that validated it (one login)', async () => {
       // Prepare
-      const w = await world('cpool_warm');
-      const pool = track(
-        new RotatingPgPool({
-          source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
-          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
-          ...tlsOptions(w),
-        }),
-      );
-      await pool.query('SELECT 1');
-      const cloneName = `${w.first.username}_clone`;
-      const pendingCred = {
-        username: cloneName,
-        password: 'pw-warm-validation-4d5e6f',
-        generation: 2,
-      };
-      w.passwords.push(pendingCred.password);
-      w.putPending(pendingCred);
-      await w.createUser(cloneName, 2, pendingCred.password);
+      const { w, pool, cloneName } = await pendingThatLogsIn('cpool_warm', 'pw-warm-validation-4d5e6f');
       // Act
       await pool.refreshNow();
       const adopted = (await w.sessions()).filter((s) => s.usename === cloneName);
@@ -432,20 +436,7 @@ describe('Class: RotatingPgPool', () => {
 
     it('leaves no session of a pending user whose validation was superseded by an abort', async () => {
       // Prepare
-      const w = await world('cpool_warm_abort');
-      const pool = track(
-        new RotatingPgPool({
-          source: new SecretsManagerSource({ secretId: w.secretArn, includePending: true }),
-          refresh: { ttlMs: 3_600_000, refreshInBackground: false },
-          ...tlsOptions(w),
-        }),
-      );
-      await pool.query('SELECT 1');
-      const cloneName = `${w.first.username}_clone`;
-      const pendingCred = { username: cloneName, password: 'pw-warm-abort-7a8b9c', generation: 2 };
-      w.passwords.push(pendingCred.password);
-      const pendingId = w.putPending(pendingCred);
-      await w.createUser(cloneName, 2, pendingCred.password);
+      const { w, pool, cloneName, pendingId } = await pendingThatLogsIn('cpool_warm_abort', 'pw-warm-abort-7a8b9c');
       await pool.refreshNow();
       // Act: the operator aborts; the pool falls back to AWSCURRENT
       w.abort(pendingId);

@@ -48,6 +48,41 @@ function afterSessionCount(username: string, nth: 1 | 2, after: () => Promise<vo
   };
 }
 
+/**
+ * Runs `fn` while every statement for which `dies(text, values)` holds fails as a dropped
+ * connection would (the invocation "died" there); `seen` receives every statement's text.
+ */
+async function dyingAt<T>(
+  dies: (text: string, values: unknown) => boolean,
+  fn: () => Promise<T>,
+  seen: string[] = [],
+): Promise<T> {
+  const original = Client.prototype.query as unknown as Query;
+  (Client.prototype as unknown as { query: Query }).query = function (
+    this: Client,
+    ...args: unknown[]
+  ) {
+    const [text, values] = args as [unknown, unknown];
+    if (typeof text === 'string') {
+      seen.push(text);
+      if (dies(text, values)) {
+        return Promise.reject(
+          Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' }),
+        );
+      }
+    }
+    return original.apply(this, args);
+  };
+  try {
+    return await fn();
+  } finally {
+    (Client.prototype as unknown as { query: Query }).query = original;
+  }
+}
+
+/** The statement that gives LOGIN back (with or without a new password). */
+const restoresLogin = (text: string) => /WITH LOGIN$/.test(text);
+
 describe('Revocation guard: the window between the session count and the password change', () => {
   const file = leakCheckedHarnesses();
   const errors = file.errors;
@@ -146,32 +181,14 @@ describe('Revocation guard: the window between the session count and the passwor
     const holder = await connectAs(h, previous, 'holder');
     holder.on('error', () => undefined);
     const statements: string[] = [];
-    const original = Client.prototype.query as unknown as Query;
-    (Client.prototype as unknown as { query: Query }).query = function (
-      this: Client,
-      ...args: unknown[]
-    ) {
-      const [text, values] = args as [unknown, unknown];
-      if (typeof text === 'string') statements.push(text);
-      const counting =
-        typeof text === 'string' &&
-        text.includes('pg_stat_activity') &&
-        Array.isArray(values) &&
-        values[0] === previous.username;
-      if (counting || (typeof text === 'string' && /WITH LOGIN$/.test(text))) {
-        return Promise.reject(
-          Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' }),
-        );
-      }
-      return original.apply(this, args);
-    };
-    let err: unknown;
-    try {
-      // Act
-      err = await h.rotate().catch((e: unknown) => e);
-    } finally {
-      (Client.prototype as unknown as { query: Query }).query = original;
-    }
+    const counting = (text: string, values: unknown) =>
+      text.includes('pg_stat_activity') && Array.isArray(values) && values[0] === previous.username;
+    // Act
+    const err = await dyingAt(
+      (text, values) => counting(text, values) || restoresLogin(text),
+      () => h.rotate().catch((e: unknown) => e),
+      statements,
+    );
     errors.push(err);
     try {
       // Assess: nothing touched the previous user's LOGIN, and it still logs in
@@ -191,39 +208,18 @@ describe('Revocation guard: the window between the session count and the passwor
     const h = await file.create({ prefix: 'racedie' });
     await h.rotate();
     const previous = h.secret(AWSPREVIOUS);
-    const original = Client.prototype.query as unknown as Query;
-    let dead = true;
-    let loginOff = false;
-    (Client.prototype as unknown as { query: Query }).query = function (
-      this: Client,
-      ...args: unknown[]
-    ) {
-      const [text] = args as [unknown];
-      if (typeof text === 'string' && /NOLOGIN$/.test(text)) loginOff = true;
-      if (
-        dead &&
-        loginOff &&
-        typeof text === 'string' &&
-        (text.includes('pg_stat_activity') || /WITH LOGIN$/.test(text))
-      ) {
-        return Promise.reject(
-          Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' }),
-        );
-      }
-      return original.apply(this, args);
-    };
-    let err: unknown;
-    try {
-      err = await h.rotate().catch((e: unknown) => e);
-    } finally {
-      (Client.prototype as unknown as { query: Query }).query = original;
-    }
+    const statements: string[] = [];
+    const loginOff = () => statements.some((t) => /NOLOGIN$/.test(t));
+    const err = await dyingAt(
+      (text) => loginOff() && (text.includes('pg_stat_activity') || restoresLogin(text)),
+      () => h.rotate().catch((e: unknown) => e),
+      statements,
+    );
     errors.push(err);
     expect(err).toBeDefined();
-    expect(loginOff).toBe(true);
+    expect(loginOff()).toBe(true);
     expect(await canLogin(h, previous.username)).toBe(false);
     // Act: Secrets Manager retries the rotation with the same token
-    dead = false;
     await h.retry();
     // Assess
     expect(h.current().username).toBe(previous.username);
