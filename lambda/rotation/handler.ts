@@ -1,19 +1,25 @@
 /**
  * The Lambda entry point: parse the event, build dependencies once per cold start, dispatch to
- * the step. Also accepts the promotion gate's re-drive event from EventBridge.
+ * the step. Also accepts two events from EventBridge: the promotion gate's re-drive and the pending
+ * check (lambda/rotation/pending-check.ts).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ConvergeError } from '../shared/errors';
-import { ROTATION_STEP_FAILURES, secretNameDimension } from '../shared/metric-contract';
+import { ConvergeError, ConvergencePendingError } from '../shared/errors';
+import {
+  GATE_HOLD_ERRORS,
+  ROTATION_STEP_FAILURES,
+  secretNameDimension,
+} from '../shared/metric-contract';
 import { loadConfig } from './config';
 import { systemClock, type RotationDependencies, type RotationEvent, type Step, type StepContext } from './context';
 import { createSecret } from './create-secret';
 import { checkEntry, parseEvent } from './entry-checks';
 import { finishSecret } from './finish-secret';
 import { emitFunctionMetric } from './function-metrics';
+import { checkPending, type CheckEvent } from './pending-check';
 import { redrive } from './redrive';
 import { setSecret } from './set-secret';
 import { testSecret } from './test-secret';
@@ -56,19 +62,46 @@ export function createRotationHandler(deps: Partial<RotationDependencies> = {}) 
     remainingTimeMs: deps.remainingTimeMs,
     writeMetric: deps.writeMetric,
   };
-  return async function handler(event: RotationEvent | RedriveEvent, context?: InvocationContext): Promise<unknown> {
+  return async function handler(
+    event: RotationEvent | RedriveEvent | CheckEvent,
+    context?: InvocationContext,
+  ): Promise<unknown> {
     const invocation: RotationDependencies = context
       ? { ...resolved, remainingTimeMs: () => context.getRemainingTimeInMillis() }
       : resolved;
-    if (isRedrive(event)) {
+    if (isConvergeEvent(event, 'redrive')) {
       return redrive(invocation, event.SecretId, (e) => runStep(invocation, e));
     }
-    return runStep(invocation, parseEvent(event));
+    if (isConvergeEvent(event, 'check')) {
+      return checkPending(invocation, event.SecretId);
+    }
+    // Thrown to Lambda here (a re-drive returns its holds instead): count gate holds as such.
+    return runStep(invocation, parseEvent(event), { gateHoldIsInvocationError: true });
   };
 }
 
-/** Runs one step with its entry checks, logging outcome and failure (never a secret value). */
-export async function runStep(deps: RotationDependencies, event: RotationEvent): Promise<void> {
+/** How {@link runStep} reports a failure. */
+export interface RunStepOptions {
+  /**
+   * The error goes on to Lambda (which counts the invocation in its `Errors` metric): a gate hold
+   * is then also counted as `GateHoldErrors`, which the RotationFailed alarm subtracts.
+   *
+   * @default false
+   */
+  readonly gateHoldIsInvocationError?: boolean;
+}
+
+/**
+ * Runs one step with its entry checks, logging outcome and failure (never a secret value).
+ *
+ * @example
+ * await runStep(deps, { Step: 'createSecret', SecretId: arn, ClientRequestToken: token });
+ */
+export async function runStep(
+  deps: RotationDependencies,
+  event: RotationEvent,
+  options: RunStepOptions = {},
+): Promise<void> {
   const logger = deps.logger.createChild({ persistentKeys: { secretId: event.SecretId, step: event.Step, token: event.ClientRequestToken } });
   const scoped: RotationDependencies = { ...deps, logger };
   let ctx: StepContext | undefined;
@@ -83,13 +116,25 @@ export async function runStep(deps: RotationDependencies, event: RotationEvent):
     const e = err as Error;
     logger.error(`${event.Step} failed`, { errorName: e.name, errorMessage: e.message, typed: err instanceof ConvergeError });
     // Entry-check failures count too (the RotationFailed alarm reads this metric).
-    emitFunctionMetric(ctx ?? { ...scoped, secretName: secretNameDimension(event.SecretId) }, ROTATION_STEP_FAILURES, 1, 'Count');
+    const scope = ctx ?? { ...scoped, secretName: secretNameDimension(event.SecretId) };
+    emitFunctionMetric(scope, ROTATION_STEP_FAILURES, 1, 'Count');
+    if (options.gateHoldIsInvocationError && err instanceof ConvergencePendingError) {
+      emitFunctionMetric(scope, GATE_HOLD_ERRORS, 1, 'Count');
+    }
     throw err;
   }
 }
 
-function isRedrive(event: unknown): event is RedriveEvent {
-  return typeof event === 'object' && event !== null && (event as { converge?: unknown }).converge === 'redrive';
+function isConvergeEvent<K extends 'redrive' | 'check'>(
+  event: unknown,
+  kind: K,
+): event is K extends 'redrive' ? RedriveEvent : CheckEvent {
+  return (
+    typeof event === 'object' &&
+    event !== null &&
+    (event as { converge?: unknown }).converge === kind &&
+    typeof (event as { SecretId?: unknown }).SecretId === 'string'
+  );
 }
 
 /** The handler Lambda invokes. */

@@ -46,6 +46,17 @@ export const ROTATIONS_COMPLETED = 'RotationsCompleted';
 export const ROTATION_STEP_FAILURES = 'RotationStepFailures';
 /** finishSecret was held by the promotion gate at the end of an invocation. Unit Count. */
 export const CONVERGENCE_PENDING = 'ConvergencePending';
+/**
+ * An invocation of a rotation step ended with the gate's ConvergencePendingError thrown to Lambda
+ * (which counts it in the function's `Errors`): the RotationFailed alarm subtracts it. A re-drive
+ * that is held returns instead of throwing and is not counted here. Unit Count.
+ */
+export const GATE_HOLD_ERRORS = 'GateHoldErrors';
+/**
+ * Seconds since the waiting rotation's AWSPENDING version was created, 0 when nothing waits;
+ * published by every pending check (lambda/rotation/pending-check.ts). Unit Seconds.
+ */
+export const PENDING_AGE_SECONDS = 'PendingAgeSeconds';
 /** Seconds finishSecret waited at the promotion gate before promoting. Unit Seconds. */
 export const GATE_WAIT_SECONDS = 'GateWaitSeconds';
 /**

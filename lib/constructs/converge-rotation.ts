@@ -420,6 +420,7 @@ export class ConvergeRotation extends Construct {
     this.monitoring = new ConvergenceMonitoring(this, 'Monitoring', {
       secretName: props.secret.secretName,
       secretArn: props.secret.secretFullArn ?? props.secret.secretArn,
+      secretFullArn: props.secret.secretFullArn,
       namespace: this.metricNamespace,
       consumers: this.consumers,
       rotationFunction: fn.function,
@@ -534,6 +535,8 @@ export class ConvergeRotation extends Construct {
         actions: [
           'secretsmanager:DescribeSecret',
           'secretsmanager:GetSecretValue',
+          // The pending check reads version creation dates (lambda/rotation/pending-check.ts).
+          'secretsmanager:ListSecretVersionIds',
           'secretsmanager:PutSecretValue',
           'secretsmanager:UpdateSecretVersionStage',
         ],

@@ -15,8 +15,10 @@ import {
 } from '../../lambda/rotation/overrides';
 import {
   CONVERGENCE_PENDING,
+  GATE_HOLD_ERRORS,
   GATE_WAIT_SECONDS,
   LOADED_GENERATION,
+  PENDING_AGE_SECONDS,
   PENDING_GENERATION,
   ROTATION_STEP_FAILURES,
   ROTATIONS_COMPLETED,
@@ -323,6 +325,7 @@ describe('ConvergeRotation', () => {
               Action: [
                 'secretsmanager:DescribeSecret',
                 'secretsmanager:GetSecretValue',
+                'secretsmanager:ListSecretVersionIds',
                 'secretsmanager:PutSecretValue',
                 'secretsmanager:UpdateSecretVersionStage',
               ],
@@ -768,7 +771,7 @@ describe('ConvergeRotation', () => {
         Metrics: [
           {
             Id: 'expr_1',
-            Expression: 'pending - MIN([c0, c1])',
+            Expression: 'FILL(pending, 0) - MIN(FILL([c0, c1], 0))',
             Label: Match.anyValue(),
             ReturnData: true,
           },
@@ -835,7 +838,7 @@ describe('ConvergeRotation', () => {
       expect(alarms).not.toContain('"Namespace":"SecretRotation"');
     });
 
-    test('with one live consumer the expression subtracts its series directly', () => {
+    test('with one live consumer the expression subtracts its (filled) series directly', () => {
       // GIVEN / WHEN
       new ConvergeRotation(stack, 'Rotation', {
         ...f.props,
@@ -844,7 +847,9 @@ describe('ConvergeRotation', () => {
 
       // THEN
       Template.fromStack(stack).hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Metrics: Match.arrayWith([Match.objectLike({ Expression: 'pending - c0' })]),
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'FILL(pending, 0) - FILL(c0, 0)' }),
+        ]),
       });
     });
 
@@ -877,11 +882,18 @@ describe('ConvergeRotation', () => {
       template.hasResourceProperties('AWS::Lambda::Permission', {
         Principal: 'events.amazonaws.com',
         FunctionName: { 'Fn::GetAtt': [fn, 'Arn'] },
-        SourceArn: { 'Fn::GetAtt': [logicalIdOf(template, 'AWS::Events::Rule'), 'Arn'] },
+        SourceArn: {
+          'Fn::GetAtt': [
+            logicalIdOf(template, 'AWS::Events::Rule', {
+              EventPattern: Match.objectLike({ source: ['aws.cloudwatch'] }),
+            }),
+            'Arn',
+          ],
+        },
       });
     });
 
-    test('RotationStuck and RotationFailed alarms, with the operator actions', () => {
+    test('RotationStuck reads the pending age the scheduled check publishes; silence notifies too', () => {
       // GIVEN
       const topic = new sns.Topic(stack, 'Operators');
 
@@ -896,53 +908,112 @@ describe('ConvergeRotation', () => {
       // THEN
       const template = Template.fromStack(stack);
       const topicRef = { Ref: stack.getLogicalId(topic.node.defaultChild as sns.CfnTopic) };
+      const fn = logicalIdOf(template, 'AWS::Lambda::Function');
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmDescription: Match.stringLikeRegexp(
-          'has waited at the promotion gate for more than 1 hour 30 minutes.*converge abort.*finish .*--force',
+          'has been pending for more than 1 hour 30 minutes.*converge abort.*finish .*--force',
         ),
         Namespace: 'SecretRotation',
-        MetricName: PENDING_GENERATION,
+        MetricName: PENDING_AGE_SECONDS,
         Dimensions: [secretDimension],
-        Statistic: 'SampleCount',
+        Statistic: 'Maximum',
         Period: 300,
-        EvaluationPeriods: 18,
-        DatapointsToAlarm: 18,
-        Threshold: 1,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 1,
+        Threshold: 5400,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
+        TreatMissingData: 'missing',
         AlarmActions: [topicRef],
+        InsufficientDataActions: [topicRef],
       });
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        AlarmDescription: Match.stringLikeRegexp(
-          'failed for a reason other than the promotion gate waiting',
-        ),
-        ComparisonOperator: 'GreaterThanThreshold',
-        Threshold: 0,
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [topicRef],
-        Metrics: [
-          Match.objectLike({ Id: 'expr_1', Expression: 'failures - held', ReturnData: true }),
-          Match.objectLike({
-            Id: 'failures',
-            MetricStat: Match.objectLike({
-              Metric: Match.objectLike({ MetricName: ROTATION_STEP_FAILURES }),
-              Stat: 'Sum',
-              Period: 300,
-            }),
-          }),
-          Match.objectLike({
-            Id: 'held',
-            MetricStat: Match.objectLike({
-              Metric: Match.objectLike({ MetricName: CONVERGENCE_PENDING }),
-              Stat: 'Sum',
-              Period: 300,
-            }),
-          }),
+      template.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(5 minutes)',
+        State: 'ENABLED',
+        Targets: [
+          {
+            Id: Match.anyValue(),
+            Arn: { 'Fn::GetAtt': [fn, 'Arn'] },
+            Input: JSON.stringify({ converge: 'check', SecretId: SECRET_ARN }),
+          },
         ],
       });
     });
 
-    test('without live consumers there is no gate alarm and no re-drive, but failures still alarm', () => {
+    test('RotationFailed: the max of step failures, invocation errors, throttles and Secrets Manager failure events, each FILLed with 0', () => {
+      // GIVEN
+      const topic = new sns.Topic(stack, 'Operators');
+
+      // WHEN
+      new ConvergeRotation(stack, 'Rotation', {
+        ...f.props,
+        consumers,
+        alarmActions: [new cloudwatchActions.SnsAction(topic)],
+      });
+
+      // THEN
+      const template = Template.fromStack(stack);
+      const topicRef = { Ref: stack.getLogicalId(topic.node.defaultChild as sns.CfnTopic) };
+      const fn = logicalIdOf(template, 'AWS::Lambda::Function');
+      const eventsRule = logicalIdOf(template, 'AWS::Events::Rule', {
+        EventPattern: Match.objectLike({ source: ['aws.secretsmanager'] }),
+      });
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.secretsmanager'],
+          'detail-type': ['AWS Service Event via CloudTrail'],
+          detail: {
+            eventSource: ['secretsmanager.amazonaws.com'],
+            eventName: ['RotationFailed', 'RotationAbandoned'],
+            additionalEventData: { SecretId: [SECRET_ARN] },
+          },
+        },
+        Targets: [
+          Match.objectLike({
+            Arn: { 'Fn::GetAtt': [fn, 'Arn'] },
+            Input: JSON.stringify({ converge: 'check', SecretId: SECRET_ARN }),
+          }),
+        ],
+      });
+      const stat = (namespace: string, metricName: string, dimensions: unknown[]) =>
+        Match.objectLike({
+          ReturnData: false,
+          MetricStat: {
+            Metric: { Namespace: namespace, MetricName: metricName, Dimensions: dimensions },
+            Period: 300,
+            Stat: 'Sum',
+          },
+        });
+      const expression = (id: string, text: string) =>
+        Match.objectLike({ Id: id, Expression: text, ReturnData: false });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmDescription: Match.stringLikeRegexp(
+          'failed: a step failed for a reason other than the promotion gate waiting, the function could not run',
+        ),
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef],
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            Expression: 'MAX([stepFailures, invocationErrors, throttles, serviceEvents])',
+            ReturnData: true,
+          }),
+          expression('stepFailures', 'FILL(failures, 0) - FILL(held, 0)'),
+          stat('SecretRotation', ROTATION_STEP_FAILURES, [secretDimension]),
+          stat('SecretRotation', CONVERGENCE_PENDING, [secretDimension]),
+          expression('invocationErrors', 'FILL(errors, 0) - FILL(holdErrors, 0)'),
+          stat('AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: fn } }]),
+          stat('SecretRotation', GATE_HOLD_ERRORS, [secretDimension]),
+          expression('throttles', 'FILL(throttled, 0)'),
+          stat('AWS/Lambda', 'Throttles', [{ Name: 'FunctionName', Value: { Ref: fn } }]),
+          expression('serviceEvents', 'FILL(matched, 0)'),
+          stat('AWS/Events', 'TriggeredRules', [{ Name: 'RuleName', Value: { Ref: eventsRule } }]),
+        ]),
+      });
+    });
+
+    test('without live consumers there is no gate alarm and no re-drive, but stuck and failed rotations still alarm', () => {
       // GIVEN / WHEN
       new ConvergeRotation(stack, 'Rotation', {
         ...f.props,
@@ -951,11 +1022,16 @@ describe('ConvergeRotation', () => {
 
       // THEN
       const template = Template.fromStack(stack);
-      template.resourceCountIs('AWS::Events::Rule', 0);
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 1);
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 2);
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        AlarmDescription: Match.stringLikeRegexp('failed for a reason other than'),
+        AlarmDescription: Match.stringLikeRegexp('failed: a step failed'),
       });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: PENDING_AGE_SECONDS,
+      });
+      const rules = JSON.stringify(template.findResources('AWS::Events::Rule'));
+      expect(rules).not.toContain('CloudWatch Alarm State Change');
+      template.resourceCountIs('AWS::Events::Rule', 2);
     });
 
     test('the dashboard shows consumers by generation, rotation outcomes and gate waits', () => {
