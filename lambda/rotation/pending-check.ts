@@ -65,8 +65,7 @@ export async function checkPending(
   }
   const waiting = versions.find(
     (v) =>
-      (v.VersionStages ?? []).includes(AWSPENDING) &&
-      !(v.VersionStages ?? []).includes(AWSCURRENT),
+      (v.VersionStages ?? []).includes(AWSPENDING) && !(v.VersionStages ?? []).includes(AWSCURRENT),
   );
   const created = waiting?.CreatedDate ? new Date(waiting.CreatedDate).getTime() : undefined;
   const pendingAgeSeconds =

@@ -32,8 +32,8 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import type { RedriveEvent } from '../../lambda/rotation/handler';
-import { ConfigurationError } from '../../lambda/shared/errors';
 import type { CheckEvent } from '../../lambda/rotation/pending-check';
+import { ConfigurationError } from '../../lambda/shared/errors';
 import {
   CONVERGENCE_PENDING,
   DIMENSION_CONSUMER,
@@ -188,7 +188,6 @@ export class ConvergenceMonitoring extends Construct {
           }),
         ],
       });
-
     }
 
     const check: CheckEvent = { converge: 'check', SecretId: props.secretArn };
