@@ -163,6 +163,68 @@ export class CloudWatchModel {
     return { ...meta };
   }
 
+  /**
+   * Stores one datum the way an AWS service publishes into its own namespace (`AWS/Lambda`,
+   * `AWS/Events`), which PutMetricData refuses to callers. The local Lambda model records its
+   * functions' `Invocations`, `Errors` and `Throttles` with it.
+   *
+   * @example
+   * cw.recordServiceMetric('AWS/Lambda', { MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: 'fn' }], Value: 1, Unit: 'Count' });
+   */
+  public recordServiceMetric(namespace: string, datum: MetricDatum): void {
+    this.store(namespace, this.validateDatum(datum, 1, this.clock()));
+  }
+
+  /**
+   * Ingests one log line the way CloudWatch Logs extracts Embedded Metric Format from a Lambda log
+   * group: every metric of every directive, under every dimension set, at the record's Timestamp.
+   * Lines that are not EMF records are ordinary log lines and are ignored. Returns the data points
+   * stored.
+   *
+   * @example
+   * handler deps: { writeMetric: (line) => cw.putEmbeddedMetricLine(line) }
+   */
+  public putEmbeddedMetricLine(line: string): number {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return 0;
+    }
+    const aws = record._aws as
+      | {
+          Timestamp?: number;
+          CloudWatchMetrics?: {
+            Namespace: string;
+            Dimensions: string[][];
+            Metrics: { Name: string; Unit?: string }[];
+          }[];
+        }
+      | undefined;
+    if (!aws?.CloudWatchMetrics) return 0;
+    const timestamp = new Date(aws.Timestamp ?? this.clock());
+    let stored = 0;
+    for (const directive of aws.CloudWatchMetrics) {
+      if (directive.Namespace.startsWith('AWS/')) continue;
+      for (const dimensionSet of directive.Dimensions) {
+        const dims = dimensionSet.map((name) => ({ Name: name, Value: String(record[name]) }));
+        for (const metric of directive.Metrics) {
+          const value = record[metric.Name];
+          if (typeof value !== 'number') continue;
+          this.recordServiceMetric(directive.Namespace, {
+            MetricName: metric.Name,
+            Dimensions: dims,
+            Value: value,
+            Unit: (metric.Unit ?? 'None') as MetricDatum['Unit'],
+            Timestamp: timestamp,
+          });
+          stored++;
+        }
+      }
+    }
+    return stored;
+  }
+
   public getMetricData(input: GetMetricDataCommandInput): GetMetricDataCommandOutput {
     this.stats.getMetricDataCalls++;
     const queries = input.MetricDataQueries ?? [];

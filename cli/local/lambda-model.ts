@@ -2,25 +2,43 @@
  * An in-memory model of the two AWS Lambda calls the CLI makes: GetFunctionConfiguration (to read
  * the rotation function's consumer registry from its environment) and Invoke (to re-drive
  * finishSecret). Installed behind the real LambdaClient with aws-sdk-client-mock.
+ *
+ * Given a CloudWatch model, it also publishes what Lambda publishes for every function in
+ * `AWS/Lambda` with the `FunctionName` dimension: `Invocations`, `Errors` (the handler threw, or
+ * the function failed to initialize) and `Throttles` (an invocation refused, see
+ * {@link LambdaModel.throttle}), so alarms on those metrics can be evaluated locally
+ * (./alarm-evaluation.ts).
  */
 import {
   GetFunctionConfigurationCommand,
   InvokeCommand,
   LambdaClient,
   ResourceNotFoundException,
+  TooManyRequestsException,
   type GetFunctionConfigurationCommandInput,
   type GetFunctionConfigurationCommandOutput,
   type InvokeCommandInput,
   type InvokeCommandOutput,
 } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
+import type { CloudWatchModel } from './cloudwatch-model';
 
 const meta = { $metadata: {} };
 
+type Handler = (event: unknown) => Promise<unknown>;
+
 interface LocalFunction {
   readonly arn: string;
-  readonly handler: (event: unknown) => Promise<unknown>;
+  /** The handler, or what builds it at the first invocation (a cold start), which may throw. */
+  handler?: Handler;
+  readonly init?: () => Handler;
   readonly environment: Record<string, string>;
+  throttled: boolean;
+}
+
+export interface LambdaModelOptions {
+  /** Where the function metrics go. @default - not published */
+  readonly cloudWatch?: CloudWatchModel;
 }
 
 /**
@@ -33,9 +51,31 @@ interface LocalFunction {
  */
 export class LambdaModel {
   private readonly functions = new Map<string, LocalFunction>();
+  private readonly cloudWatch?: CloudWatchModel;
 
-  public register(arn: string, handler: (event: unknown) => Promise<unknown>, environment: Record<string, string> = {}): void {
-    this.functions.set(arn, { arn, handler, environment });
+  public constructor(options: LambdaModelOptions = {}) {
+    this.cloudWatch = options.cloudWatch;
+  }
+
+  public register(arn: string, handler: Handler, environment: Record<string, string> = {}): void {
+    this.functions.set(arn, { arn, handler, environment, throttled: false });
+  }
+
+  /**
+   * Registers a function whose handler is built at its first invocation, as a cold start runs the
+   * module's top level: if `init` throws, the invocation fails with that error (counted in
+   * `Errors`) and the next one tries again.
+   *
+   * @example
+   * lambda.registerWithInit(arn, () => createRotationHandler({ config: loadConfig(env) }));
+   */
+  public registerWithInit(arn: string, init: () => Handler, environment: Record<string, string> = {}): void {
+    this.functions.set(arn, { arn, init, environment, throttled: false });
+  }
+
+  /** While on, every invocation of the function is refused with TooManyRequestsException (a `Throttles` data point). */
+  public throttle(name: string, on = true): void {
+    this.find(name).throttled = on;
   }
 
   public getFunctionConfiguration(input: GetFunctionConfigurationCommandInput): GetFunctionConfigurationCommandOutput {
@@ -54,12 +94,30 @@ export class LambdaModel {
     const fn = this.find(input.FunctionName);
     const payload = input.Payload ? JSON.parse(Buffer.from(input.Payload as Uint8Array).toString('utf8')) : {};
     const encode = (v: unknown) => new Uint8Array(Buffer.from(JSON.stringify(v ?? null)));
+    if (fn.throttled) {
+      this.publish(fn, 'Throttles');
+      throw new TooManyRequestsException({
+        message: 'Rate Exceeded.',
+        Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+        ...meta,
+      });
+    }
+    this.publish(fn, 'Invocations');
+    const run = async (): Promise<unknown> => {
+      try {
+        fn.handler ??= fn.init!();
+        return await fn.handler(payload);
+      } catch (err) {
+        this.publish(fn, 'Errors');
+        throw err;
+      }
+    };
     if (input.InvocationType === 'Event') {
-      void fn.handler(payload).catch(() => undefined);
+      void run().catch(() => undefined);
       return { StatusCode: 202, ...meta } as InvokeCommandOutput;
     }
     try {
-      const result = await fn.handler(payload);
+      const result = await run();
       return { StatusCode: 200, Payload: encode(result), ...meta } as InvokeCommandOutput;
     } catch (err) {
       const e = err as Error;
@@ -70,6 +128,15 @@ export class LambdaModel {
         ...meta,
       } as InvokeCommandOutput;
     }
+  }
+
+  private publish(fn: LocalFunction, metricName: 'Invocations' | 'Errors' | 'Throttles'): void {
+    this.cloudWatch?.recordServiceMetric('AWS/Lambda', {
+      MetricName: metricName,
+      Dimensions: [{ Name: 'FunctionName', Value: fn.arn.split(':').pop()! }],
+      Value: 1,
+      Unit: 'Count',
+    });
   }
 
   private find(name: string | undefined): LocalFunction {
