@@ -50,12 +50,17 @@ function knownSecretName(secret: secretsmanager.ISecret): KnownName {
   const owned = ownedSecret(secret);
   if (owned) {
     const resource = owned.node.defaultChild;
-    if (resource instanceof secretsmanager.CfnSecret && typeof resource.name === 'string') {
-      // The name the stack gives it: a literal, or a token that is the name itself.
+    if (
+      resource instanceof secretsmanager.CfnSecret &&
+      typeof resource.name === 'string' &&
+      !Token.isUnresolved(resource.name)
+    ) {
+      // The name the app gives it, as written.
       return { name: resource.name };
     }
-    // A name CloudFormation generates: aws-cdk-lib's secretName of an owned secret is a token
-    // that takes the generated name out of the ARN, without the suffix.
+    // A token name, or none (CloudFormation generates "<logical id>-<random>"): aws-cdk-lib's
+    // secretName of an owned secret is then the given token, or a token that takes the
+    // generated name out of the secret's ARN without the suffix. Either resolves to the name.
     return { name: owned.secretName };
   }
 
@@ -200,11 +205,9 @@ export function rejectKeyAlias(
   const resolvedArn = JSON.stringify(Stack.of(scope).resolve(key.keyArn));
   if (typeof aliasName !== 'string' && !/(^"|:)alias\//.test(resolvedArn)) return;
   const shown =
-    typeof aliasName === 'string' && !Token.isUnresolved(aliasName)
-      ? aliasName
-      : Token.isUnresolved(key.keyArn)
-        ? key.node.path
-        : key.keyArn;
+    [aliasName, key.keyArn]
+      .map((v) => (typeof v === 'string' ? Stack.of(scope).resolve(v) : undefined))
+      .find((v): v is string => typeof v === 'string') ?? key.node.path;
   throw new ConfigurationError(
     `${which}.encryptionKey must be a KMS key, not an alias, got ${shown}: IAM statements on an alias apply to the alias, not to the key behind it, so the key grants would not work. Import the key by its key ARN (kms.Key.fromKeyArn with arn:aws:kms:<region>:<account>:key/<key id>)`,
   );
