@@ -228,6 +228,9 @@ export interface ConvergeRotationOptions {
    * RDS) RDS APIs.
    *
    * @default - a new group that allows outbound traffic only to the database port and to HTTPS
+   *
+   * @example
+   * securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'RotationSg', 'sg-0123456789abcdef0')],
    */
   readonly securityGroups?: ec2.ISecurityGroup[];
   /**
@@ -270,6 +273,10 @@ export interface ConvergeRotationProps extends ConvergeRotationOptions {
    * must agree with it.
    *
    * @default - the name known from `secret`; synth fails when there is none
+   *
+   * @example
+   * secret: secretsmanager.Secret.fromSecretCompleteArn(this, 'AppUser', secretArnParameter.valueAsString),
+   * secretName: 'orders/app-user',
    */
   readonly secretName?: string;
   /**
@@ -327,11 +334,18 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
    * function, either way, is in {@link securityGroups}.
    */
   public readonly securityGroup?: ec2.SecurityGroup;
-  /** Every security group of the function's network interfaces. */
+  /**
+   * Every security group of the function's network interfaces.
+   *
+   * @example
+   * monitoringEndpoint.connections.allowDefaultPortFrom(rotation.securityGroups[0]);
+   */
   public readonly securityGroups: readonly ec2.ISecurityGroup[];
   /**
-   * The function's network connections: `rotation.connections.allowTo(proxy, ec2.Port.tcp(5432))`
-   * opens a path from the function, like for any connectable.
+   * The function's network connections, as for any connectable.
+   *
+   * @example
+   * rotation.connections.allowTo(proxy, ec2.Port.tcp(5432), 'converge rotation function');
    */
   public readonly connections: ec2.Connections;
   /** The Secrets Manager interface endpoint, when requested. */
@@ -346,6 +360,9 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
    * The rotated secret's name as Secrets Manager reports it: the `SecretName` dimension of every
    * converge metric of this secret, from the `secretName` prop or the secret (may be a token that
    * CloudFormation resolves to the name).
+   *
+   * @example
+   * new CfnOutput(this, 'MetricSecretName', { value: rotation.secretName }); // what consumers report under
    */
   public readonly secretName: string;
 
