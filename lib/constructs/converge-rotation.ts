@@ -17,7 +17,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { DEFAULT_EXCLUDE_CHARACTERS, ENV, loadConfig } from '../../lambda/rotation/config';
 import {
   TAG_EMERGENCY,
@@ -33,6 +33,14 @@ import {
 } from '../../lambda/shared/registry';
 import { ConvergeFunction, PROJECT_ROOT } from './converge-function';
 import { ConvergenceMonitoring } from './convergence-monitoring';
+import {
+  describeSecret,
+  rejectKeyAlias,
+  sameSecret,
+  secretIdentity,
+  secretNameFor,
+  type SecretIdentity,
+} from './rotated-secret';
 import { rotationRules, type RotationScheduleExpression } from './rotation-schedule-expression';
 
 /** The rotation function's one entry point, for Secrets Manager's steps and the gate's re-drive. */
@@ -212,6 +220,20 @@ export interface ConvergeRotationOptions {
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
+   * Security groups of the function's network interfaces, used instead of the group the construct
+   * would create. The database admits its port from each of them (and, where a group restricts
+   * outbound traffic and belongs to this app, the group gets the egress rule to the database and
+   * to the Secrets Manager endpoint), and the rotation schedule waits for their rules. Their other
+   * outbound rules are yours: the function needs HTTPS to the Secrets Manager, CloudWatch and (for
+   * RDS) RDS APIs.
+   *
+   * @default - a new group that allows outbound traffic only to the database port and to HTTPS
+   *
+   * @example
+   * securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'RotationSg', 'sg-0123456789abcdef0')],
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+  /**
    * Create a Secrets Manager interface endpoint in the function's subnets, reachable only from the
    * function, and point the function at it (AWS_ENDPOINT_URL_SECRETS_MANAGER). Private DNS stays
    * off so it cannot clash with an endpoint the VPC already has.
@@ -234,9 +256,33 @@ export interface ConvergeRotationOptions {
 }
 
 export interface ConvergeRotationProps extends ConvergeRotationOptions {
-  /** The secret to rotate (DESIGN.md 3: engine, host, port, username, password, dbname, masterarn). */
+  /**
+   * The secret to rotate (DESIGN.md 3: engine, host, port, username, password, dbname, masterarn).
+   * One ConvergeRotation per secret in an app. Its `encryptionKey`, if any, must be a KMS key, not
+   * an alias.
+   */
   readonly secret: secretsmanager.ISecret;
-  /** The secret named by `masterarn`: a role that may CREATE and ALTER ROLE. Read only. */
+  /**
+   * The secret's name as Secrets Manager reports it (DescribeSecret `Name`, the ARN's resource
+   * name without the six-character suffix). The rotation function reports its metrics under this
+   * name, and the alarms read them there.
+   *
+   * Required when the name cannot be known at synth: a secret imported by a complete or partial
+   * ARN that is a token (a parameter, another stack's output). Otherwise it is taken from the
+   * secret (a secret this app creates, `Secret.fromSecretNameV2`, a literal ARN) and, if given,
+   * must agree with it.
+   *
+   * @default - the name known from `secret`; synth fails when there is none
+   *
+   * @example
+   * secret: secretsmanager.Secret.fromSecretCompleteArn(this, 'AppUser', secretArnParameter.valueAsString),
+   * secretName: 'orders/app-user',
+   */
+  readonly secretName?: string;
+  /**
+   * The secret named by `masterarn`: a role that may CREATE and ALTER ROLE. Read only. A different
+   * secret from `secret`; its `encryptionKey`, if any, must be a KMS key, not an alias.
+   */
   readonly masterSecret: secretsmanager.ISecret;
   /** The VPC the function runs in. */
   readonly vpc: ec2.IVpc;
@@ -259,8 +305,9 @@ export interface ConvergeRotationProps extends ConvergeRotationOptions {
 /**
  * Zero-downtime rotation of a PostgreSQL secret with alternating users and a convergence gate.
  *
- * Children: `Resource` (the rotation schedule), `Function`, `SecurityGroup`,
- * `SecretsManagerEndpoint` (optional), `Monitoring` (alarms, re-drive rule, dashboard).
+ * Children: `Resource` (the rotation schedule), `Function`, `SecurityGroup` (unless
+ * `securityGroups` is given), `SecretsManagerEndpoint` (optional), `Monitoring` (alarms, re-drive
+ * rule, dashboard).
  *
  * @example
  * const rotation = new ConvergeRotation(this, 'AppUserRotation', {
@@ -274,15 +321,33 @@ export interface ConvergeRotationProps extends ConvergeRotationOptions {
  * });
  * rotation.grantConsumer(ordersApiTaskRole);
  */
-export class ConvergeRotation extends Construct {
+export class ConvergeRotation extends Construct implements ec2.IConnectable {
   /** The rotation schedule. */
   public readonly rotationSchedule: secretsmanager.CfnRotationSchedule;
   /** The rotation function. */
   public readonly rotationFunction: lambda.IFunction;
   /** The rotation function's execution role. */
   public readonly role: iam.IRole;
-  /** The function's own security group. */
-  public readonly securityGroup: ec2.SecurityGroup;
+  /**
+   * The security group the construct created for the function, or undefined when the
+   * `securityGroups` prop was given (the function then uses exactly those). Every group of the
+   * function, either way, is in {@link securityGroups}.
+   */
+  public readonly securityGroup?: ec2.SecurityGroup;
+  /**
+   * Every security group of the function's network interfaces.
+   *
+   * @example
+   * monitoringEndpoint.connections.allowDefaultPortFrom(rotation.securityGroups[0]);
+   */
+  public readonly securityGroups: readonly ec2.ISecurityGroup[];
+  /**
+   * The function's network connections, as for any connectable.
+   *
+   * @example
+   * rotation.connections.allowTo(proxy, ec2.Port.tcp(5432), 'converge rotation function');
+   */
+  public readonly connections: ec2.Connections;
   /** The Secrets Manager interface endpoint, when requested. */
   public readonly secretsManagerEndpoint?: ec2.InterfaceVpcEndpoint;
   /** Alarms, re-drive rule and dashboard. */
@@ -291,12 +356,23 @@ export class ConvergeRotation extends Construct {
   public readonly consumers: readonly ConsumerRegistration[];
   /** The CloudWatch namespace of every converge metric of this secret. */
   public readonly metricNamespace: string;
+  /**
+   * The rotated secret's name as Secrets Manager reports it: the `SecretName` dimension of every
+   * converge metric of this secret, from the `secretName` prop or the secret (may be a token that
+   * CloudFormation resolves to the name).
+   *
+   * @example
+   * new CfnOutput(this, 'MetricSecretName', { value: rotation.secretName }); // what consumers report under
+   */
+  public readonly secretName: string;
 
   private readonly secret: secretsmanager.ISecret;
 
   constructor(scope: Construct, id: string, props: ConvergeRotationProps) {
     super(scope, id);
     this.secret = props.secret;
+    this.secretName = secretNameFor(props.secret, props.secretName);
+    const identity = this.checkSecrets(props);
     this.metricNamespace = props.metricNamespace ?? DEFAULT_NAMESPACE;
     if (!Token.isUnresolved(this.metricNamespace) && !isCustomNamespace(this.metricNamespace)) {
       throw new ConfigurationError(
@@ -347,17 +423,28 @@ export class ConvergeRotation extends Construct {
     // synth, so a bad value fails here with the value received instead of at the first rotation.
     loadConfig(environment, () => true);
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
-      description: 'converge rotation function: the database port and HTTPS to AWS APIs only',
-      allowAllOutbound: false,
-    });
-    this.securityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      'HTTPS to the Secrets Manager, CloudWatch and RDS APIs',
-    );
-    props.database.connections.allowFrom(this.securityGroup, port, 'converge rotation function');
+    if (props.securityGroups !== undefined) {
+      if (props.securityGroups.length === 0) {
+        throw new ConfigurationError(
+          'securityGroups must name at least one security group when given, got an empty list',
+        );
+      }
+      this.securityGroups = [...props.securityGroups];
+    } else {
+      this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc,
+        description: 'converge rotation function: the database port and HTTPS to AWS APIs only',
+        allowAllOutbound: false,
+      });
+      this.securityGroup.addEgressRule(
+        ec2.Peer.anyIpv4(),
+        ec2.Port.tcp(443),
+        'HTTPS to the Secrets Manager, CloudWatch and RDS APIs',
+      );
+      this.securityGroups = [this.securityGroup];
+    }
+    this.connections = new ec2.Connections({ securityGroups: [...this.securityGroups] });
+    props.database.connections.allowFrom(this.connections, port, 'converge rotation function');
 
     const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
     if (props.secretsManagerEndpoint) {
@@ -369,7 +456,7 @@ export class ConvergeRotation extends Construct {
         open: false,
       });
       this.secretsManagerEndpoint.connections.allowDefaultPortFrom(
-        this.securityGroup,
+        this.connections,
         'converge rotation function',
       );
       // DNS entries read "<hosted zone id>:<dns name>"; the first is the regional name.
@@ -391,16 +478,18 @@ export class ConvergeRotation extends Construct {
       logRetention: props.logRetention,
       vpc: props.vpc,
       vpcSubnets: subnets,
-      securityGroups: [this.securityGroup],
+      securityGroups: [...this.securityGroups],
     });
     this.rotationFunction = fn.function;
     this.role = fn.role;
     this.grantRotation(props);
 
+    // The function serves this one secret: Secrets Manager may invoke it for this secret only.
     fn.function.addPermission('InvokedBySecretsManager', {
       principal: new iam.ServicePrincipal('secretsmanager.amazonaws.com'),
       action: 'lambda:InvokeFunction',
       sourceAccount: Stack.of(this).account,
+      sourceArn: arnForPolicies(props.secret),
     });
 
     this.rotationSchedule = new secretsmanager.CfnRotationSchedule(this, 'Resource', {
@@ -410,15 +499,20 @@ export class ConvergeRotation extends Construct {
       rotateImmediatelyOnUpdate: props.rotateImmediatelyOnUpdate ?? true,
     });
     // Secrets Manager checks the invoke permission when the schedule is set, and an immediate
-    // rotation needs the function's permissions and its way to the database in place.
+    // rotation needs the function's permissions and every network path in place: the database's
+    // ingress rule (under the database's groups), the function's egress rules (inline on its
+    // group, or rules under it) and the endpoint's ingress rule (under the endpoint's group).
+    // A dependency on a construct covers every resource beneath it.
     this.rotationSchedule.node.addDependency(
       fn.function.permissionsNode.findChild('InvokedBySecretsManager'),
       fn.role,
       ...props.database.connections.securityGroups,
+      ...this.securityGroups,
+      ...(this.secretsManagerEndpoint ? [this.secretsManagerEndpoint] : []),
     );
 
     this.monitoring = new ConvergenceMonitoring(this, 'Monitoring', {
-      secretName: props.secret.secretName,
+      secretName: this.secretName,
       secretArn: props.secret.secretFullArn ?? props.secret.secretArn,
       secretFullArn: props.secret.secretFullArn,
       namespace: this.metricNamespace,
@@ -429,6 +523,7 @@ export class ConvergeRotation extends Construct {
       alarmActions: props.alarmActions,
       dashboardName: props.dashboardName,
     });
+    registerRotation(this, identity);
   }
 
   /**
@@ -465,10 +560,16 @@ export class ConvergeRotation extends Construct {
     });
   }
 
-  /** Everything a consumer needs and nothing more: {@link grantRead} and {@link grantPublishMetrics}. */
-  public grantConsumer(grantee: iam.IGrantable): void {
-    this.grantRead(grantee);
-    this.grantPublishMetrics(grantee);
+  /**
+   * Everything a consumer needs and nothing more: {@link grantRead} and {@link grantPublishMetrics},
+   * combined into one grant.
+   *
+   * @example
+   * const grant = rotation.grantConsumer(ordersApiTaskRole);
+   * grant.applyBefore(ordersApiService); // the service starts once it may read the secret
+   */
+  public grantConsumer(grantee: iam.IGrantable): iam.Grant {
+    return this.grantRead(grantee).combine(this.grantPublishMetrics(grantee));
   }
 
   /**
@@ -522,6 +623,28 @@ export class ConvergeRotation extends Construct {
       );
     }
     return grants.reduce((all, g) => all.combine(g));
+  }
+
+  /**
+   * Refuses what cannot work: the master secret being the rotated secret, a KMS alias as a
+   * secret's key, and a secret another ConvergeRotation of this app already rotates.
+   */
+  private checkSecrets(props: ConvergeRotationProps): SecretIdentity {
+    const identity = secretIdentity(this, props.secret);
+    if (sameSecret(identity, secretIdentity(this, props.masterSecret))) {
+      throw new ConfigurationError(
+        `masterSecret must be a different secret from secret (the master role creates and alters the rotated users), got ${describeSecret(props.secret)} for both in ${this.node.path}`,
+      );
+    }
+    rejectKeyAlias(this, 'secret', props.secret.encryptionKey);
+    rejectKeyAlias(this, 'masterSecret', props.masterSecret.encryptionKey);
+    const other = rotationOf(this, identity);
+    if (other !== undefined) {
+      throw new ConfigurationError(
+        `secret ${describeSecret(props.secret)} is already rotated by ${other}; ${this.node.path} would rotate it a second time (one ConvergeRotation per secret: two would race on AWSPENDING and report under one SecretName)`,
+      );
+    }
+    return identity;
   }
 
   /** The function's permissions beyond logging and the VPC (which its wrapper grants). */
@@ -625,6 +748,26 @@ export class ConvergeRotation extends Construct {
       );
     }
   }
+}
+
+/** The ConvergeRotations of each app (keyed by the construct tree's root) and their secrets. */
+const ROTATIONS = new WeakMap<
+  IConstruct,
+  Array<{ readonly identity: SecretIdentity; readonly path: string }>
+>();
+
+/** The path of the ConvergeRotation of this app that already rotates the secret, if any. */
+function rotationOf(rotation: ConvergeRotation, identity: SecretIdentity): string | undefined {
+  const known = ROTATIONS.get(rotation.node.root) ?? [];
+  return known.find((r) => sameSecret(r.identity, identity))?.path;
+}
+
+/** Records a fully built ConvergeRotation (one that failed its checks rotates nothing). */
+function registerRotation(rotation: ConvergeRotation, identity: SecretIdentity): void {
+  const root = rotation.node.root;
+  const known = ROTATIONS.get(root) ?? [];
+  known.push({ identity, path: rotation.node.path });
+  ROTATIONS.set(root, known);
 }
 
 /** A namespace CloudWatch accepts for custom metrics (AWS/ is reserved for AWS services). */

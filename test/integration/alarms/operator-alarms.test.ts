@@ -178,9 +178,13 @@ describe('RotationFailed', () => {
     const h = await harness('initfail');
     const deployed = deploy(h);
     const lambda = new LambdaModel({ cloudWatch: cw });
-    lambda.registerWithInit(FUNCTION_ARN, () =>
-      createRotationHandler({ config: loadConfig({ [ENV.consumers]: '{not json' }), clock }),
-    );
+    lambda.registerWithInit(FUNCTION_ARN, () => {
+      const handler = createRotationHandler({
+        config: loadConfig({ [ENV.consumers]: '{not json' }),
+        clock,
+      });
+      return (e) => handler(e as never);
+    });
     expect(await stateAfterPeriod(deployed.failed)).toBe('OK');
 
     // WHEN Secrets Manager invokes it
