@@ -561,6 +561,62 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
   }
 
   /**
+   * Seconds the waiting rotation has been pending (0 when none waits), as the pending check
+   * publishes it every 5 minutes: what the RotationStuck alarm reads.
+   *
+   * @example
+   * new cloudwatch.Alarm(this, 'PendingTwoHours', {
+   *   metric: rotation.metricPendingAge(),
+   *   threshold: 7200,
+   *   evaluationPeriods: 1,
+   * });
+   */
+  public metricPendingAge(options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.monitoring.metricPendingAge(options);
+  }
+
+  /**
+   * Completed rotations (finishSecret moved AWSCURRENT); Sum per 5 minutes by default.
+   *
+   * @example
+   * dashboard.addWidgets(new cloudwatch.GraphWidget({ left: [rotation.metricRotationsCompleted()] }));
+   */
+  public metricRotationsCompleted(options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.monitoring.metricRotationsCompleted(options);
+  }
+
+  /**
+   * Failed rotation steps as the handler counted them, gate holds included; Sum per 5 minutes.
+   *
+   * @example
+   * rotation.metricStepFailures({ period: Duration.hours(1) });
+   */
+  public metricStepFailures(options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.monitoring.metricStepFailures(options);
+  }
+
+  /**
+   * Times the promotion gate held finishSecret; Sum per 5 minutes.
+   *
+   * @example
+   * rotation.metricGateHolds();
+   */
+  public metricGateHolds(options?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.monitoring.metricGateHolds(options);
+  }
+
+  /**
+   * The RotationFailed alarm's signal: above 0 in a 5-minute period in which a step, an invocation
+   * or Secrets Manager's rotation failed (gate holds excluded).
+   *
+   * @example
+   * new cloudwatch.SingleValueWidget({ metrics: [rotation.metricFailures()] });
+   */
+  public metricFailures(): cloudwatch.MathExpression {
+    return this.monitoring.metricFailures();
+  }
+
+  /**
    * Everything a consumer needs and nothing more: {@link grantRead} and {@link grantPublishMetrics},
    * combined into one grant.
    *

@@ -1034,6 +1034,31 @@ describe('ConvergeRotation', () => {
       template.resourceCountIs('AWS::Events::Rule', 2);
     });
 
+    test("metric*() helpers name the metrics the function writes, under the secret's name", () => {
+      // GIVEN
+      const rotation = new ConvergeRotation(stack, 'Rotation', { ...f.props, consumers });
+
+      // WHEN
+      const metrics = [
+        [rotation.metricPendingAge(), PENDING_AGE_SECONDS, 'Maximum'],
+        [rotation.metricRotationsCompleted(), ROTATIONS_COMPLETED, 'Sum'],
+        [rotation.metricStepFailures(), ROTATION_STEP_FAILURES, 'Sum'],
+        [rotation.metricGateHolds({ period: Duration.hours(1) }), CONVERGENCE_PENDING, 'Sum'],
+      ] as const;
+
+      // THEN
+      for (const [metric, name, statistic] of metrics) {
+        expect(metric.namespace).toBe('SecretRotation');
+        expect(metric.metricName).toBe(name);
+        expect(metric.statistic).toBe(statistic);
+        expect(stack.resolve(metric.dimensions)).toEqual({ SecretName: 'orders/app-user' });
+      }
+      expect(metrics[3][0].period.toMinutes()).toBe(60);
+      expect(rotation.metricFailures().expression).toBe(
+        'MAX([stepFailures, invocationErrors, throttles, serviceEvents])',
+      );
+    });
+
     test('the dashboard shows consumers by generation, rotation outcomes and gate waits', () => {
       // GIVEN / WHEN
       new ConvergeRotation(stack, 'Rotation', {
