@@ -154,24 +154,39 @@ describe('example app (bin/app.ts)', () => {
     template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL' });
   });
 
-  test('the database: gp3, pinned CA, pinned minor, TLS forced by its parameter group, log retention', () => {
-    // GIVEN / WHEN: beforeAll (`cdk synth` with cdk.json's settings)
+  // The database (GIVEN / WHEN for each: beforeAll, `cdk synth` with cdk.json's settings).
+  test('the database stores on gp3', () => {
+    template.hasResourceProperties('AWS::RDS::DBInstance', { StorageType: 'gp3' });
+  });
 
-    // THEN
-    const pinned = PINNED_POSTGRES_VERSIONS[DEFAULT_EXAMPLE_SETTINGS.postgresVersion];
-    const parameters = logicalIdOf(template, 'AWS::RDS::DBParameterGroup');
+  test('the database pins its CA to rds-ca-rsa2048-g1', () => {
     template.hasResourceProperties('AWS::RDS::DBInstance', {
-      StorageType: 'gp3',
       CACertificateIdentifier: 'rds-ca-rsa2048-g1',
+    });
+  });
+
+  test('the database runs a pinned minor of the default major and does not upgrade it by itself', () => {
+    const pinned = PINNED_POSTGRES_VERSIONS[DEFAULT_EXAMPLE_SETTINGS.postgresVersion];
+    expect(pinned.postgresFullVersion).toMatch(/^17\.\d+$/);
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
       EngineVersion: pinned.postgresFullVersion,
       AutoMinorVersionUpgrade: false,
-      DBParameterGroupName: { Ref: parameters },
-      EnableCloudwatchLogsExports: ['postgresql'],
     });
-    expect(pinned.postgresFullVersion).toMatch(/^17\.\d+$/);
+  });
+
+  test('the database refuses connections without TLS: rds.force_ssl=1 in its own parameter group', () => {
     template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
       Family: 'postgres17',
       Parameters: { 'rds.force_ssl': '1' },
+    });
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      DBParameterGroupName: { Ref: logicalIdOf(template, 'AWS::RDS::DBParameterGroup') },
+    });
+  });
+
+  test('the exported PostgreSQL log group keeps its logs for a month', () => {
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      EnableCloudwatchLogsExports: ['postgresql'],
     });
     const database = logicalIdOf(template, 'AWS::RDS::DBInstance');
     template.hasResourceProperties('Custom::LogRetention', {

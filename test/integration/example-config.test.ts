@@ -29,7 +29,12 @@ import { createRotationHandler, loadConfig } from '../../lambda/rotation';
 import { ENV } from '../../lambda/rotation/config';
 import { OVERRIDE_TAGS } from '../../lambda/rotation/overrides';
 import { DIMENSION_SECRET, ROTATIONS_COMPLETED } from '../../lambda/shared/metric-contract';
-import { AWSCURRENT, AWSPREVIOUS, parseSecret } from '../../lambda/shared/secret';
+import {
+  alternateUsername,
+  AWSCURRENT,
+  AWSPREVIOUS,
+  parseSecret,
+} from '../../lambda/shared/secret';
 import { ConvergeExampleStack, exampleSettingsFromContext } from '../../lib';
 import { CDK_JSON_CONTEXT } from '../cdk/fixtures';
 import { expectNoSecretsInOutput } from '../support/captured-output';
@@ -154,7 +159,7 @@ describe("the example stack's own configuration, run by the real handler against
     if (db) {
       await withAdmin(server, 'postgres', server.superuser, async (c) => {
         await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(db.dbname)} WITH (FORCE)`);
-        for (const role of [db.app.username, `${db.app.username}_clone`, db.master.username]) {
+        for (const role of [db.app.username, alternateUsername(db.app), db.master.username]) {
           await c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(role)}`);
         }
       });
