@@ -17,5 +17,9 @@ new ConvergeExampleStack(app, 'ConvergeExample', {
       ? { account: settings.account, region: settings.region }
       : undefined,
   settings,
+  // Your consumers of the rotated secret, each registered once it is deployed and reports its
+  // generation (docs/deploy.md, "Register consumers"). None by default, so nothing holds the
+  // scheduled rotations; `-c converge:exampleConsumers=true` adds two example ones that never report.
+  consumers: [],
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
