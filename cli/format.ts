@@ -1,6 +1,7 @@
 /**
  * Human-readable output of the CLI. The runbook in README.md is keyed to these lines.
  */
+import type { FinishResult } from './commands/finish';
 import type { StatusReport } from './commands/status';
 
 export function formatStatus(r: StatusReport): string {
@@ -62,4 +63,23 @@ function exactly(current: number | undefined, accepted: readonly number[] | unde
   if (current === undefined) return '';
   const pending = (accepted ?? []).filter((g) => g !== current);
   return pending.length === 0 ? ` (needs generation ${current})` : ` (needs generation ${current} or pending ${pending.join(', ')})`;
+}
+
+/**
+ * The line `finish --force` prints on success: the stage moves and what became of its tag.
+ *
+ * @example
+ * io.out(formatFinish(await finish(clients, 'orders-app', { force: true })));
+ */
+export function formatFinish(r: FinishResult): string {
+  const tag = {
+    removed: 'removed tag converge:force-finish',
+    absent: 'tag converge:force-finish is gone (the function removed it)',
+    kept: 'tag converge:force-finish now names another rotation and was left alone',
+    failed: 'could not remove tag converge:force-finish; it names the promoted version and has no further effect',
+  }[r.tag];
+  return (
+    `promoted ${r.secret}: version ${r.promotedVersionId} (generation ${r.generation ?? '?'}) is AWSCURRENT (FORCED)` +
+    `${r.previousVersionId ? `; version ${r.previousVersionId} is AWSPREVIOUS` : ''}; ${tag}`
+  );
 }

@@ -10,7 +10,7 @@ import { rotate } from './commands/rotate';
 import { status } from './commands/status';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { describeCliError } from './errors';
-import { formatStatus } from './format';
+import { formatFinish, formatStatus } from './format';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
 export interface CliIo {
@@ -105,7 +105,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { force?: boolean; json?: boolean }) => {
       const r = await finish(aws(program.opts().region), secret, { force: o.force });
-      print(o.json ?? false, r, `promoted ${r.secret}: version ${r.promotedVersionId} (generation ${r.generation ?? '?'}) is AWSCURRENT (FORCED)`);
+      print(
+        o.json ?? false,
+        r,
+        formatFinish(r),
+      );
     });
 
   program

@@ -155,7 +155,7 @@ describe('CLI: converge abort and finish --force', () => {
     const r = await cli('finish', h.secretArn, '--force');
     // Assess
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/is AWSCURRENT \(FORCED\)/);
+    expect(r.out).toMatch(/is AWSCURRENT \(FORCED\); version \S+ is AWSPREVIOUS; tag converge:force-finish is gone \(the function removed it\)$/);
     expect(h.current().generation).toBe(1);
     expect(capturedOutput().some((l) => /FORCED by operator override/.test(l))).toBe(true);
     const tags = h.model.describeSecret({ SecretId: h.secretArn }).Tags ?? [];
