@@ -65,8 +65,8 @@ export async function abort(
     state = await readSecretState(clients, state.arn, { decrypt: false });
     if (state.pending?.versionId !== waiting) {
       throw new ConvergeError(
-        `the waiting rotation of ${state.name} changed while you confirmed (version ${waiting} is ` +
-          `${state.pending ? `no longer it: version ${state.pending.versionId} waits now` : 'no longer waiting'}). Nothing was changed; run abort again if needed.`,
+        `the waiting rotation of ${state.name} changed while you confirmed (version ${waiting} no longer waits` +
+          `${state.pending ? `; version ${state.pending.versionId} does now` : ''}). Nothing was changed; run abort again if needed.`,
       );
     }
   }

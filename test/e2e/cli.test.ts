@@ -418,6 +418,33 @@ describe('CLI: abort and rotate --emergency say exactly what they change, and as
     expect(pendingVersions(h)).toEqual([]);
   });
 
+  it('abort changes nothing when the waiting rotation changed while the operator was confirming', async () => {
+    // Prepare: a colleague aborts the stuck rotation and starts a new one while the prompt is open
+    const h = await setup('cliac', []);
+    const stuck = h.begin();
+    await h.step('createSecret', stuck);
+    const name = h.model.describeSecret({ SecretId: h.secretArn }).Name!;
+    let next = '';
+    const terminal: Terminal = {
+      interactive: true,
+      ask: async () => {
+        h.model.updateSecretVersionStage({ SecretId: h.secretArn, VersionStage: AWSPENDING, RemoveFromVersionId: stuck });
+        next = h.begin();
+        return name;
+      },
+    };
+    const err: string[] = [];
+    // Act
+    const code = await runCli(['abort', h.secretArn], { out: () => undefined, err: (t) => err.push(t), terminal });
+    // Assess
+    expect(code).toBe(1);
+    expect(err.at(-1)).toBe(
+      `converge: the waiting rotation of ${name} changed while you confirmed (version ${stuck} no longer waits; version ${next} does now). ` +
+        'Nothing was changed; run abort again if needed.',
+    );
+    expect(pendingVersions(h)).toEqual([next]);
+  });
+
   it('rotate --emergency without --yes and without a terminal refuses with exit 2: no tag, no rotation; the real binary too', async () => {
     // Prepare
     const h = await setup('clier', []);
