@@ -1,6 +1,9 @@
 /**
  * Human-readable output of the CLI. The runbook in README.md is keyed to these lines.
  */
+import { generationText, type AbortResult } from './commands/abort';
+import type { FinishResult } from './commands/finish';
+import type { RotateResult } from './commands/rotate';
 import type { StatusReport } from './commands/status';
 
 export function formatStatus(r: StatusReport): string {
@@ -50,6 +53,7 @@ export function formatStatus(r: StatusReport): string {
   lines.push(
     `  revocation  ${r.gates.revocation.verdict.toUpperCase()}${exactly(r.gates.revocation.requiredGeneration, r.gates.revocation.acceptedGenerations)}: ${r.gates.revocation.reasons.join('; ')}`,
   );
+  lines.push(`Health      ${r.health.state.toUpperCase()} (exit ${r.health.exitCode}): ${r.health.reasons.join('; ')}`);
   return lines.join('\n');
 }
 
@@ -62,4 +66,65 @@ function exactly(current: number | undefined, accepted: readonly number[] | unde
   if (current === undefined) return '';
   const pending = (accepted ?? []).filter((g) => g !== current);
   return pending.length === 0 ? ` (needs generation ${current})` : ` (needs generation ${current} or pending ${pending.join(', ')})`;
+}
+
+/**
+ * The line `finish --force` prints on success: the stage moves and what became of its tag.
+ *
+ * @example
+ * io.out(formatFinish(await finish(clients, 'orders-app', { force: true })));
+ */
+export function formatFinish(r: FinishResult): string {
+  const tag = {
+    removed: 'removed tag converge:force-finish',
+    absent: 'tag converge:force-finish is gone (the function removed it)',
+    kept: 'tag converge:force-finish now names another rotation and was left alone',
+    failed: 'could not remove tag converge:force-finish; it names the promoted version and has no further effect',
+  }[r.tag];
+  return (
+    `promoted ${r.secret}: version ${r.promotedVersionId} (generation ${r.generation ?? '?'}) is AWSCURRENT (FORCED)` +
+    `${r.previousVersionId ? `; version ${r.previousVersionId} is AWSPREVIOUS` : ''}; ${tag}`
+  );
+}
+
+/**
+ * What `rotate` prints: the rotation it started and everything it changed.
+ *
+ * @example
+ * io.out(formatRotate(await rotate(clients, 'orders-app', { emergency: true })));
+ */
+export function formatRotate(r: RotateResult): string {
+  const lines = [`${r.emergency ? 'EMERGENCY rotation' : 'rotation'} of ${r.secret} started: version ${r.versionId} is AWSPENDING`];
+  if (r.emergency || r.rotationReEnabled) {
+    for (const t of r.tagsSet) lines.push(`  tag set: ${t}`);
+    lines.push(`  AWSCURRENT stays on version ${r.currentVersionId ?? '?'} until finishSecret promotes ${r.versionId}`);
+    if (r.rotationReEnabled) lines.push('  automatic rotation was re-enabled (it was paused)');
+    if (r.emergency) {
+      lines.push(
+        `  the revocation guard does not wait for consumers: it terminates the sessions of the previous user (version ${r.previousVersionId ?? 'none'}); ` +
+          `after promotion the credential of version ${r.currentVersionId ?? '?'} is revoked and its sessions are terminated`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * What `abort` prints: every stage move, every tag removed (by key) or kept, and the re-drive's
+ * result. No secret value is read to say it.
+ *
+ * @example
+ * io.out(formatAbort(await abort(clients, 'orders-app')));
+ */
+export function formatAbort(r: AbortResult): string {
+  if (!r.abortedVersionId) return `no rotation of ${r.secret} is waiting; nothing to abort (nothing was changed)`;
+  const lines = [
+    `aborted the rotation of ${r.secret} (no secret value was read):`,
+    `  AWSPENDING removed from version ${r.abortedVersionId}: ${generationText(r)}`,
+    `  AWSCURRENT unchanged: version ${r.currentVersionId ?? '?'}`,
+    `  tags removed: ${r.tagsRemoved && r.tagsRemoved.length > 0 ? r.tagsRemoved.join(', ') : 'none'}`,
+    ...(r.tagsKept ?? []).map((k) => `  tag kept: ${k.key} (${k.reason})`),
+    `  re-drive: ${r.redrive === r.previousUserCheck ? '' : `${r.redrive}; `}previous user re-checked by the rotation function: ${r.previousUserCheck}`,
+  ];
+  return lines.join('\n');
 }

@@ -1,22 +1,32 @@
 /**
  * The `converge` operator CLI: status, rotate, abort, finish --force, drill.
  * Errors print one line (`converge: ...`) and exit 1; usage errors exit 2; no stack traces.
+ * `status` exits 0 healthy, 3 holding, 4 unknown (see HEALTH_EXIT_CODES). The destructive commands
+ * (`abort`, `rotate --emergency`) ask for confirmation on a terminal, take `--yes` instead, and
+ * without a terminal and without `--yes` refuse with exit 2 before any AWS call (cli/confirm.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { ConvergeError } from '../lambda/shared/errors';
 import { defaultClients, type CliClients } from './clients';
 import { abort } from './commands/abort';
 import { finish } from './commands/finish';
 import { rotate } from './commands/rotate';
-import { status } from './commands/status';
+import { HEALTH_EXIT_CODES, status } from './commands/status';
+import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
-import { describeCliError } from './errors';
-import { formatStatus } from './format';
+import { ConfirmationRequiredError, describeCliError } from './errors';
+import { formatAbort, formatFinish, formatRotate, formatStatus } from './format';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
 export interface CliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   readonly clients?: CliClients;
+  /**
+   * Where the destructive commands ask for confirmation. Default: none (not interactive), so
+   * in-process callers must pass `--yes`; the `converge` binary passes the process's terminal.
+   */
+  readonly terminal?: Terminal;
   /** Runs the drill (kept out of this module so the CLI loads fast). */
   readonly drill?: (argv: DrillArgs) => Promise<number>;
 }
@@ -42,11 +52,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   let clients = io.clients;
   const aws = (region?: string) => (clients ??= defaultClients(region));
   const print = (json: boolean, value: unknown, text: string) => io.out(json ? JSON.stringify(value, null, 2) : text);
+  const terminal = io.terminal ?? NO_TERMINAL;
 
   const program = new Command('converge')
     .description('Zero-downtime PostgreSQL credential rotation on AWS, with proof that the fleet moved.')
     .option('--region <region>', 'AWS region (default: the SDK chain, e.g. AWS_REGION)')
     .showHelpAfterError()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'abort and rotate --emergency print what they will change and ask you to type the secret\'s name;',
+        '--yes skips the question, and without a terminal on stdin they refuse (exit 2) unless --yes is given.',
+        'status exits 0 healthy, 3 holding, 4 unknown (see `converge status --help`); errors exit 1, usage errors 2.',
+      ].join('\n'),
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
@@ -59,42 +79,65 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
     .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes (for scripts):',
+        `  ${HEALTH_EXIT_CODES.healthy}  healthy: no rotation is waiting and the revocation guard would admit the next one`,
+        `  ${HEALTH_EXIT_CODES.holding}  holding: a rotation is waiting, or the revocation guard would block the next one`,
+        `  ${HEALTH_EXIT_CODES.unknown}  unknown: something needed could not be read (AWS access denied or unreachable,`,
+        '     CloudWatch unreadable, no consumer metrics in the last hour, --sessions could not connect)',
+        '  1  error (the secret does not exist, an invalid --consumers)',
+        '  2  usage error',
+      ].join('\n'),
+    )
     .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
-      const report = await status(aws(program.opts().region), secret, {
-        consumers: o.consumers,
-        namespace: o.namespace,
-        sessions: o.sessions,
-        caBundlePath: o.caBundle,
-      });
+      let report;
+      try {
+        report = await status(aws(program.opts().region), secret, {
+          consumers: o.consumers,
+          namespace: o.namespace,
+          sessions: o.sessions,
+          caBundlePath: o.caBundle,
+        });
+      } catch (err) {
+        // A wrong name or option is an error (1); anything else means the state could not be read.
+        if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
+        io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
+        exitCode = HEALTH_EXIT_CODES.unknown;
+        return;
+      }
       print(o.json ?? false, report, formatStatus(report));
+      exitCode = report.health.exitCode;
     });
 
   program
     .command('rotate')
     .description('start a rotation now (RotateSecret)')
     .argument('<secret>', 'secret name or ARN')
-    .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions')
+    .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions (asks for confirmation)')
+    .option('--enable-rotation', 'rotate even though automatic rotation is paused (RotationEnabled false): RotateSecret turns it back on')
+    .option('--yes', 'with --emergency: do not ask for confirmation (required when stdin is not a terminal)')
     .option('--json', 'machine-readable output')
-    .action(async (secret: string, o: { emergency?: boolean; json?: boolean }) => {
-      const r = await rotate(aws(program.opts().region), secret, { emergency: o.emergency });
-      print(o.json ?? false, r, `rotation of ${r.secret} started: version ${r.versionId}${r.emergency ? ' (EMERGENCY)' : ''}`);
+    .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; json?: boolean }) => {
+      const confirm = o.emergency
+        ? confirmation({ command: 'rotate --emergency', what: "terminates the previous user's sessions without waiting for consumers", yes: o.yes, terminal, err: io.err })
+        : undefined;
+      const r = await rotate(aws(program.opts().region), secret, { emergency: o.emergency, enableRotation: o.enableRotation, confirm });
+      print(o.json ?? false, r, formatRotate(r));
     });
 
   program
     .command('abort')
-    .description('remove a stuck AWSPENDING so the secret can rotate again (AWSCURRENT is untouched)')
+    .description('remove a stuck AWSPENDING so the secret can rotate again (AWSCURRENT is untouched; asks for confirmation)')
     .argument('<secret>', 'secret name or ARN')
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
     .option('--json', 'machine-readable output')
-    .action(async (secret: string, o: { json?: boolean }) => {
-      const r = await abort(aws(program.opts().region), secret);
-      print(
-        o.json ?? false,
-        r,
-        r.abortedVersionId
-          ? `aborted the rotation of ${r.secret}: version ${r.abortedVersionId} is no longer AWSPENDING (generation ${r.burntGeneration ?? '?'} stays unused); ` +
-              `previous user re-checked by the rotation function: ${r.previousUserCheck ?? 'skipped'}`
-          : `no rotation of ${r.secret} is waiting; nothing to abort`,
-      );
+    .action(async (secret: string, o: { yes?: boolean; json?: boolean }) => {
+      const confirm = confirmation({ command: 'abort', what: 'drops the waiting version of the secret', yes: o.yes, terminal, err: io.err });
+      const r = await abort(aws(program.opts().region), secret, { confirm });
+      print(o.json ?? false, r, formatAbort(r));
     });
 
   program
@@ -105,7 +148,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { force?: boolean; json?: boolean }) => {
       const r = await finish(aws(program.opts().region), secret, { force: o.force });
-      print(o.json ?? false, r, `promoted ${r.secret}: version ${r.promotedVersionId} (generation ${r.generation ?? '?'}) is AWSCURRENT (FORCED)`);
+      print(
+        o.json ?? false,
+        r,
+        formatFinish(r),
+      );
     });
 
   program
@@ -132,6 +179,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof ConfirmationRequiredError) {
+      io.err(`converge: ${err.message}`);
+      return 2;
+    }
     io.err(`converge: ${describeCliError(err)}`);
     return 1;
   }
@@ -161,6 +212,7 @@ export function main(argv: readonly string[]): void {
   runCli(argv, {
     out: (t) => process.stdout.write(`${t}\n`),
     err: (t) => process.stderr.write(`${t}\n`),
+    terminal: processTerminal(),
   })
     .catch((err: unknown) => {
       process.stderr.write(`converge: ${describeCliError(err)}\n`);

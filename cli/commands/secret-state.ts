@@ -1,9 +1,19 @@
 /**
  * What the CLI reads about a secret: its versions with stages, generation and username (never a
  * password), whether a rotation is in progress, and the operator overrides in effect.
+ *
+ * With `decrypt: false` only DescribeSecret is called: version ids, stages, tags and the generation
+ * high-water tag, and no GetSecretValue (what `abort` and `rotate` use; they change a secret and
+ * need no value of it).
  */
 import { DescribeSecretCommand, GetSecretValueCommand, type DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
-import { readOverrides, type Overrides } from '../../lambda/rotation/overrides';
+import {
+  readGenerationHighWater,
+  readOverrides,
+  TAG_GENERATION_HIGH_WATER,
+  tagValue,
+  type Overrides,
+} from '../../lambda/rotation/overrides';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, parseSecret } from '../../lambda/shared/secret';
 import type { CliClients } from '../clients';
 
@@ -27,17 +37,33 @@ export interface SecretState {
   readonly previous?: VersionView;
   /** The waiting rotation: AWSPENDING on a version that is not AWSCURRENT. */
   readonly pending?: VersionView;
+  /**
+   * The `converge:generation` tag: the highest generation createSecret ever issued (it writes the tag
+   * before it stages the value, so a pending version it staged holds this generation). Undefined
+   * while no createSecret has run.
+   */
+  readonly highWaterGeneration?: number;
   /** Overrides bound to the waiting rotation (none when nothing waits). */
   readonly overrides: Overrides;
   readonly description: DescribeSecretCommandOutput;
 }
 
-export async function readSecretState(clients: CliClients, secretId: string): Promise<SecretState> {
+/**
+ * @example
+ * const state = await readSecretState(clients, 'orders-app');                       // with generations
+ * const meta = await readSecretState(clients, 'orders-app', { decrypt: false });    // DescribeSecret only
+ */
+export async function readSecretState(
+  clients: CliClients,
+  secretId: string,
+  options: { readonly decrypt?: boolean } = {},
+): Promise<SecretState> {
   const description = await clients.sm.send(new DescribeSecretCommand({ SecretId: secretId }));
   const arn = description.ARN ?? secretId;
   const versions: VersionView[] = [];
   for (const [versionId, stages] of Object.entries(description.VersionIdsToStages ?? {})) {
-    versions.push({ versionId, stages, ...(await versionFacts(clients, arn, versionId)) });
+    const facts = options.decrypt === false ? {} : await versionFacts(clients, arn, versionId);
+    versions.push({ versionId, stages, ...facts });
   }
   const withStage = (s: string) => versions.find((v) => v.stages.includes(s));
   const pendingVersion = versions.find((v) => v.stages.includes(AWSPENDING) && !v.stages.includes(AWSCURRENT));
@@ -51,6 +77,8 @@ export async function readSecretState(clients: CliClients, secretId: string): Pr
     current: withStage(AWSCURRENT),
     previous: withStage(AWSPREVIOUS),
     pending: pendingVersion,
+    highWaterGeneration:
+      tagValue(description, TAG_GENERATION_HIGH_WATER) === undefined ? undefined : readGenerationHighWater(description),
     // Overrides count only when bound to the waiting rotation's token (see lambda/rotation/overrides.ts).
     overrides: readOverrides(description, pendingVersion?.versionId ?? ''),
     description,

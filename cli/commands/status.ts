@@ -3,6 +3,11 @@
  * registered consumer with its reported generation and data age, who is stale or silent, the old
  * user's open sessions (when database access is configured), and what the two gates would decide
  * now and why. Reads only; prints no secret value.
+ *
+ * For scripts the report ends in one health verdict, which is also the command's exit code
+ * ({@link HEALTH_EXIT_CODES}): `healthy` 0, `holding` 3 (a rotation is waiting, or the next one would
+ * be blocked by the revocation guard), `unknown` 4 (something it needs could not be read: CloudWatch,
+ * the consumers' metrics, the sessions it was asked to count, or the secret itself).
  */
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import { decidePromotion, decideRevocation, type GateDecision } from '../../lambda/rotation/gates/decision';
@@ -52,6 +57,21 @@ export interface GateView {
   readonly reasons: readonly string[];
 }
 
+/** What `converge status` concludes, for scripts. */
+export type Health = 'healthy' | 'holding' | 'unknown';
+
+/**
+ * The exit code of each verdict. 1 stays "error" (e.g. the secret does not exist, an invalid
+ * `--consumers`) and 2 "usage", as for every command.
+ */
+export const HEALTH_EXIT_CODES: Record<Health, number> = { healthy: 0, holding: 3, unknown: 4 };
+
+export interface HealthView {
+  readonly state: Health;
+  readonly exitCode: number;
+  readonly reasons: readonly string[];
+}
+
 export interface StatusReport {
   readonly secret: { arn: string; name: string; rotationEnabled: boolean; rotationFunction?: string; lastRotated?: string };
   readonly versions: readonly VersionView[];
@@ -62,6 +82,7 @@ export interface StatusReport {
   readonly cloudWatchError?: string;
   readonly oldUser?: { username: string; sessions?: number; sessionsError?: string };
   readonly gates: { promotion: GateView; revocation: GateView };
+  readonly health: HealthView;
 }
 
 /**
@@ -107,7 +128,7 @@ export async function status(clients: CliClients, secretId: string, options: Sta
     }
   }
   const oldUser = await oldUserSessions(clients, state, options);
-  return {
+  const report: Omit<StatusReport, 'health'> = {
     secret: {
       arn: state.arn,
       name: state.name,
@@ -127,6 +148,37 @@ export async function status(clients: CliClients, secretId: string, options: Sta
       revocation: revocationView(state, registry, revocation, cloudWatchError, oldUser),
     },
   };
+  return { ...report, health: healthOf(report, state) };
+}
+
+/**
+ * - `holding` when a rotation is waiting (a fact of the secret's stages, whatever else is unknown);
+ * - else `unknown` when CloudWatch could not be read, no registered consumer has reported within the
+ *   lookback hour (wrong namespace or region, reporters not running, or no access to the metrics),
+ *   or `--sessions` was asked for and the sessions could not be counted;
+ * - else `holding` when the revocation guard would block the next rotation;
+ * - else `healthy`.
+ */
+function healthOf(r: Omit<StatusReport, 'health'>, state: SecretState): HealthView {
+  const view = (s: Health, reasons: string[]): HealthView => ({ state: s, exitCode: HEALTH_EXIT_CODES[s], reasons });
+  if (state.pending) {
+    return view('holding', [
+      `a rotation is waiting (version ${state.pending.versionId}, generation ${state.pending.generation ?? '?'}); promotion gate ${r.gates.promotion.verdict.toUpperCase()}`,
+    ]);
+  }
+  const unknown: string[] = [];
+  if (r.cloudWatchError) unknown.push(`CloudWatch could not be read: ${r.cloudWatchError}`);
+  else if (r.consumers.length > 0 && r.consumers.every((c) => c.dataAgeSeconds === undefined)) {
+    unknown.push('no registered consumer has reported in the last hour (check the namespace, the reporters and cloudwatch:GetMetricData)');
+  }
+  if (r.oldUser?.sessionsError) unknown.push(`the sessions of "${r.oldUser.username}" could not be counted: ${r.oldUser.sessionsError}`);
+  if (unknown.length > 0) return view('unknown', unknown);
+  if (r.gates.revocation.verdict === 'hold') {
+    return view('holding', [`the next rotation would be blocked: revocation ${r.gates.revocation.reasons.join('; ')}`]);
+  }
+  return view('healthy', [
+    `no rotation is waiting; revocation ${r.gates.revocation.verdict.toUpperCase()}: ${r.gates.revocation.reasons.join('; ')}`,
+  ]);
 }
 
 async function loadRegistry(

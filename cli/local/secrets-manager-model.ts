@@ -8,7 +8,10 @@
  * - PutSecretValue is idempotent per ClientRequestToken and throws ResourceExistsException when the
  *   same token comes with a different value;
  * - RotateSecret creates the AWSPENDING version with no value, refuses while an earlier rotation
- *   is incomplete, and invokes the rotation function's four steps (asynchronously, like the service);
+ *   is incomplete, turns automatic rotation on (RotationEnabled), and invokes the rotation
+ *   function's four steps (asynchronously, like the service);
+ * - CancelRotateSecret turns automatic rotation off, invokes no further step of a rotation in
+ *   progress, leaves every staging label where it is, and answers the partial version's id;
  * - GetSecretValue of a version without a value, an unknown version, or a stage not on the version
  *   throws ResourceNotFoundException.
  */
@@ -77,6 +80,8 @@ interface Secret {
   lastChanged: Date;
   kmsKeyId?: string;
   description?: string;
+  /** The rotation whose steps the model is invoking now. */
+  running?: RotationRecord;
 }
 
 /** Outcome of one rotation the model ran. */
@@ -85,6 +90,8 @@ export interface RotationRecord {
   readonly token: string;
   readonly steps: { step: RotationEvent['Step']; ms: number }[];
   error?: Error;
+  /** CancelRotateSecret stopped it: no step was invoked after that. */
+  cancelled?: boolean;
 }
 
 export interface SecretsManagerModelOptions {
@@ -352,10 +359,17 @@ export class SecretsManagerModel {
     return { ARN: s.arn, Name: s.name, VersionId: token, ...meta };
   }
 
+  /**
+   * Documented: "Turns off automatic rotation, and if a rotation is currently in progress, cancels
+   * the rotation", which "can leave the VersionStage labels in an unexpected state": the labels are
+   * not touched, and the answer's VersionId is the version the rotation created.
+   */
   public cancelRotateSecret(input: CancelRotateSecretCommandInput): CancelRotateSecretCommandOutput {
     const s = this.find(input.SecretId);
     s.rotationEnabled = false;
-    return { ARN: s.arn, Name: s.name, ...meta };
+    if (s.running) s.running.cancelled = true;
+    const partial = [...s.versions.values()].find((v) => v.stages.has(PENDING) && !v.stages.has(CURRENT));
+    return { ARN: s.arn, Name: s.name, VersionId: partial?.id, ...meta };
   }
 
   public updateSecret(input: UpdateSecretCommandInput): UpdateSecretCommandOutput {
@@ -410,10 +424,21 @@ export class SecretsManagerModel {
   private async runRotation(s: Secret, fn: RotationFunction, token: string): Promise<RotationRecord> {
     const record: RotationRecord = { secretArn: s.arn, token, steps: [] };
     this.rotations.push(record);
+    s.running = record;
+    try {
+      return await this.invokeSteps(s, fn, record);
+    } finally {
+      if (s.running === record) s.running = undefined;
+    }
+  }
+
+  private async invokeSteps(s: Secret, fn: RotationFunction, record: RotationRecord): Promise<RotationRecord> {
+    const token = record.token;
     for (let attempt = 0; attempt <= this.rotationRetries; attempt++) {
       record.error = undefined;
       try {
         for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) {
+          if (record.cancelled) throw new Error(`rotation ${token} was cancelled (CancelRotateSecret) before ${step}`);
           const started = Date.now();
           await fn({ Step: step, SecretId: s.arn, ClientRequestToken: token });
           record.steps.push({ step, ms: Date.now() - started });
@@ -422,6 +447,7 @@ export class SecretsManagerModel {
         return record;
       } catch (err) {
         record.error = err instanceof Error ? err : new Error(String(err));
+        if (record.cancelled) break;
       }
     }
     return record;

@@ -48,7 +48,7 @@ describe('A revocation guard that died in its LOGIN-off window', () => {
     await guardDiedInItsWindow(h, previous);
     await expect(logIn(h, h.secret(AWSPREVIOUS))).rejects.toThrow();
     // Act
-    const { code, out } = await cli('abort', h.secretArn);
+    const { code, out } = await cli('abort', h.secretArn, '--yes');
     // Assess
     expect(code).toBe(0);
     expect(out).toContain('previous user re-checked by the rotation function: done');
@@ -59,7 +59,7 @@ describe('A revocation guard that died in its LOGIN-off window', () => {
   it('a re-drive leaves LOGIN off while a guard holds its lock (a guard in its window is not disturbed)', async () => {
     // Prepare: another session holds the guard's lock, as a guard between NOLOGIN and its change does
     const { h, previous } = await secondRotationStarted('gdlk');
-    await cli('abort', h.secretArn);
+    await cli('abort', h.secretArn, '--yes');
     await guardDiedInItsWindow(h, previous);
     await withAdmin(h.db.server, h.db.dbname, h.db.master, async (c) => {
       await c.query('SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext($1))', [
@@ -82,7 +82,7 @@ describe('A revocation guard that died in its LOGIN-off window', () => {
     await guardDiedInItsWindow(h, previous);
     h.model.configureRotation(h.secretArn, `${h.lambdaArn}-gone`);
     // Act
-    const { code, out } = await cli('abort', h.secretArn);
+    const { code, out } = await cli('abort', h.secretArn, '--yes');
     // Assess
     expect(code).toBe(0);
     expect(out).toContain(

@@ -4,7 +4,7 @@
  * Lambda models and the real rotation handler.
  */
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import { RotateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { RotateSecretCommand, UntagResourceCommand } from '@aws-sdk/client-secrets-manager';
 import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireSecretsManager } from '../../cli/local/install';
 import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
@@ -64,7 +64,7 @@ describe('CLI: overrides are bound to one rotation and cleaned up', () => {
     });
     try {
       // Act
-      const r = await cli('rotate', h.secretArn, '--emergency', '--json');
+      const r = await cli('rotate', h.secretArn, '--emergency', '--yes', '--json');
       await h.model.rotationSettled(h.secretArn);
       // Assess
       expect(r.code).toBe(0);
@@ -89,7 +89,7 @@ describe('CLI: overrides are bound to one rotation and cleaned up', () => {
     );
     try {
       // Act
-      const r = await cli('rotate', h.secretArn, '--emergency');
+      const r = await cli('rotate', h.secretArn, '--emergency', '--yes');
       // Assess
       expect(r.code).toBe(1);
       expect(r.err).toMatch(/ThrottlingException/);
@@ -114,11 +114,96 @@ describe('CLI: overrides are bound to one rotation and cleaned up', () => {
     // Assess
     expect(r.code).toBe(1);
     expect(r.err).toMatch(
-      /nothing was promoted: the rotation function answered "nothing-pending" and AWSCURRENT is version \S+ \(generation 0\)/,
+      /nothing was promoted: the rotation function answered "nothing-pending" \(no rotation was waiting when it ran: it was aborted or completed meanwhile\)/,
+    );
+    expect(r.err).toMatch(
+      new RegExp(
+        `version ${token} is no longer waiting; AWSCURRENT is version \\S+ \\(generation 0\\); removed tag converge:force-finish`,
+      ),
     );
     expect(r.out).not.toMatch(/AWSCURRENT \(FORCED\)/);
     expect(h.current().generation).toBe(0);
     expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+  });
+
+  it('finish --force exits 1 when the function answers "held", says the rotation is still waiting, and removes its tag', async () => {
+    // Prepare: a function that did not see the override (tags are eventually consistent) and whose
+    // gate still holds: it answers "held" and changes nothing
+    const { h, token } = await held('ovfhe', async () => 'held');
+    // Act
+    const r = await cli('finish', h.secretArn, '--force');
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nothing was promoted: the rotation function answered "held"/);
+    expect(r.err).toContain(`the rotation is still waiting (version ${token}, generation 1)`);
+    expect(r.err).toMatch(/removed tag converge:force-finish/);
+    expect(r.out).toBe('');
+    expect(h.current().generation).toBe(0);
+    expect(h.model.snapshot(h.secretArn)[token].stages).toEqual([AWSPENDING]);
+    expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+  });
+
+  it('finish --force exits 1 when the function fails, names its error, and removes its tag', async () => {
+    // Prepare
+    const { h, token } = await held('ovfer', async () => {
+      throw Object.assign(new Error('connect ETIMEDOUT 10.0.3.7:5432'), {
+        name: 'DatabaseUnreachableError',
+      });
+    });
+    // Act
+    const r = await cli('finish', h.secretArn, '--force');
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /nothing was promoted: the rotation function failed: DatabaseUnreachableError: connect ETIMEDOUT 10\.0\.3\.7:5432/,
+    );
+    expect(r.err).toContain(`the rotation is still waiting (version ${token}, generation 1)`);
+    expect(r.err).toMatch(/removed tag converge:force-finish/);
+    expect(h.current().generation).toBe(0);
+    expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+  });
+
+  it('finish --force exits 1 when the function answers "promoted" but AWSCURRENT did not move, and removes its tag', async () => {
+    // Prepare: a function that claims a promotion it did not make
+    const { h, token } = await held('ovfpr', async () => 'promoted');
+    // Act
+    const r = await cli('finish', h.secretArn, '--force');
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /the rotation function answered "promoted" but AWSCURRENT is still version \S+ \(generation 0\), not /,
+    );
+    expect(r.err).toContain(`the rotation is still waiting (version ${token}, generation 1)`);
+    expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
+  });
+
+  it('finish --force that cannot remove its tag after a failure says so, and how to remove it (the tag would force the waiting rotation later)', async () => {
+    // Prepare
+    const { h } = await held('ovfut', async () => 'held');
+    h.sm
+      .on(UntagResourceCommand)
+      .rejects(
+        Object.assign(new Error('Rate exceeded'), {
+          name: 'ThrottlingException',
+          $metadata: { httpStatusCode: 400 },
+        }),
+      );
+    try {
+      // Act
+      const r = await cli('finish', h.secretArn, '--force');
+      // Assess
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/nothing was promoted: the rotation function answered "held"/);
+      expect(r.err).toMatch(
+        /could NOT remove tag converge:force-finish \(ThrottlingException: Rate exceeded\)/,
+      );
+      expect(r.err).toContain(
+        `aws secretsmanager untag-resource --secret-id ${h.secretArn} --tag-keys converge:force-finish`,
+      );
+      expect(tag(h, TAG_FORCE_FINISH)).toBeDefined();
+    } finally {
+      wireSecretsManager(h.sm, h.model);
+    }
   });
 
   it('finish --force removes its tag when the invocation itself fails', async () => {

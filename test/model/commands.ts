@@ -96,7 +96,7 @@ async function operate(r: Real, action: OperatorAction, fault?: FaultPlan): Prom
   const arn = world.secretArn;
   const waiting = world.waitingToken();
   if (action === 'abort') {
-    const { code, out } = await world.cli(['abort', arn], fault);
+    const { code, out } = await world.cli(['abort', arn, '--yes'], fault);
     // A complete abort ends with the function's re-drive having re-checked the previous user.
     ledger.abortIncomplete =
       code !== 0 ||
@@ -123,7 +123,7 @@ async function operate(r: Real, action: OperatorAction, fault?: FaultPlan): Prom
     return;
   }
   await world.cli(
-    ['rotate', arn, ...(action === 'rotate-emergency' ? ['--emergency'] : [])],
+    ['rotate', arn, ...(action === 'rotate-emergency' ? ['--emergency', '--yes'] : [])],
     fault,
   );
   const token = world.waitingToken();

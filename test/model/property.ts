@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
+import { HEALTH_EXIT_CODES } from '../../cli/commands/status';
 import type { LocalPostgres } from '../../cli/local/postgres';
 import type { Step } from '../../lambda/rotation';
 import { ConvergeError, RevocationBlockedError } from '../../lambda/shared/errors';
@@ -174,7 +175,8 @@ async function quiesce(r: Real): Promise<string> {
     );
   }
   const status = await world.cli(['status', world.secretArn]);
-  if (status.code !== 0 || !status.out.includes('rotation waiting')) {
+  // A waiting rotation is HOLDING for scripts (exit 3, see HEALTH_EXIT_CODES in cli/commands/status.ts).
+  if (status.code !== HEALTH_EXIT_CODES.holding || !status.out.includes('rotation waiting')) {
     throw new InvariantViolation(
       7,
       `rotation ${waiting} is held (${lastError!.name}) but \`converge status\` does not show it waiting (exit ${status.code})`,

@@ -1,4 +1,5 @@
 import {
+  CancelRotateSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
   PutSecretValueCommand,
@@ -74,6 +75,43 @@ describe('Class: SecretsManagerModel (documented Secrets Manager behaviour behin
     expect(record?.error?.message).toBe('stop after createSecret');
     expect(out.VersionId).toBe(seen[0].ClientRequestToken);
     await expect(client.send(new RotateSecretCommand({ SecretId: ARN }))).rejects.toThrow(/previous rotation isn’t complete/);
+  });
+
+  it('CancelRotateSecret turns automatic rotation off, stops the rotation in progress, leaves its labels and names its version; RotateSecret turns rotation back on', async () => {
+    // Prepare: a rotation whose createSecret is still running when the operator cancels
+    const { ARN } = model.createSecret({ Name: `c-${Date.now()}`, SecretString: '{}' });
+    const steps: string[] = [];
+    let release!: () => void;
+    const createSecretRunning = new Promise<void>((started) => {
+      model.registerRotationFunction('arn:fn-cancel', async (e) => {
+        steps.push(e.Step);
+        if (e.Step === 'createSecret') {
+          started();
+          await new Promise<void>((r) => (release = r));
+        }
+      });
+    });
+    const { VersionId: token } = await client.send(new RotateSecretCommand({ SecretId: ARN, RotationLambdaARN: 'arn:fn-cancel' }));
+    await createSecretRunning;
+    expect((await client.send(new DescribeSecretCommand({ SecretId: ARN }))).RotationEnabled).toBe(true);
+    // Act
+    const cancelled = await client.send(new CancelRotateSecretCommand({ SecretId: ARN }));
+    release();
+    const record = await model.rotationSettled(ARN!);
+    // Assess
+    expect(cancelled.VersionId).toBe(token);
+    expect(steps).toEqual(['createSecret']);
+    expect(record).toMatchObject({ cancelled: true });
+    expect(record?.error?.message).toMatch(/cancelled \(CancelRotateSecret\) before setSecret/);
+    const paused = await client.send(new DescribeSecretCommand({ SecretId: ARN }));
+    expect(paused.RotationEnabled).toBe(false);
+    expect(paused.VersionIdsToStages?.[token!]).toEqual(['AWSPENDING']);
+    // ...and RotateSecret (once the partial version lost AWSPENDING) turns rotation back on
+    model.updateSecretVersionStage({ SecretId: ARN, VersionStage: 'AWSPENDING', RemoveFromVersionId: token });
+    model.registerRotationFunction('arn:fn-cancel', async () => undefined);
+    await client.send(new RotateSecretCommand({ SecretId: ARN }));
+    await model.rotationSettled(ARN!);
+    expect((await client.send(new DescribeSecretCommand({ SecretId: ARN }))).RotationEnabled).toBe(true);
   });
 
   it('GetRandomPassword honours length and excluded characters and includes each class', async () => {
