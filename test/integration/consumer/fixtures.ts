@@ -88,7 +88,7 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     async close() {
       for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
