@@ -10,7 +10,11 @@
  *   JSON protocol (awsJson1_1: `POST /`, `X-Amz-Target: secretsmanager.<Operation>`, JSON bodies,
  *   timestamps as epoch seconds, errors as `{ "__type", "message" }` with HTTP 400).
  */
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import type { SecretsManagerModel } from '../../cli/local/secrets-manager-model';
 
@@ -43,7 +47,9 @@ const OPERATIONS: Record<string, (model: SecretsManagerModel, input: never) => u
  * const client = new SecretsManagerClient({ endpoint: ep.url, region: 'us-east-1', credentials });
  * ep.mode = 'hang'; // every request from now on is accepted and never answered
  */
-export async function secretsManagerEndpoint(model: SecretsManagerModel): Promise<SecretsManagerEndpoint> {
+export async function secretsManagerEndpoint(
+  model: SecretsManagerModel,
+): Promise<SecretsManagerEndpoint> {
   const sockets = new Set<Socket>();
   const answered: string[] = [];
   let hung = 0;
@@ -96,16 +102,23 @@ export async function secretsManagerEndpoint(model: SecretsManagerModel): Promis
 }
 
 /** Answers one awsJson1_1 request from the model; returns the operation's name. */
-async function answer(model: SecretsManagerModel, req: IncomingMessage, res: ServerResponse): Promise<string> {
+async function answer(
+  model: SecretsManagerModel,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const target = String(req.headers['x-amz-target'] ?? '');
   const operation = target.replace(/^secretsmanager\./, '');
   const send = (status: number, body: unknown, errorType?: string) => {
-    const text = JSON.stringify(body, function (this: Record<string, unknown>, key: string, value: unknown) {
-      const raw = this[key];
-      return raw instanceof Date ? raw.getTime() / 1000 : value;
-    });
+    const text = JSON.stringify(
+      body,
+      function (this: Record<string, unknown>, key: string, value: unknown) {
+        const raw = this[key];
+        return raw instanceof Date ? raw.getTime() / 1000 : value;
+      },
+    );
     res.writeHead(status, {
       'content-type': 'application/x-amz-json-1.1',
       'content-length': Buffer.byteLength(text),
@@ -115,12 +128,17 @@ async function answer(model: SecretsManagerModel, req: IncomingMessage, res: Ser
   };
   const route = OPERATIONS[operation];
   if (!route) {
-    send(400, { __type: 'UnknownOperationException', message: `${operation} is not served here` }, 'UnknownOperationException');
+    send(
+      400,
+      { __type: 'UnknownOperationException', message: `${operation} is not served here` },
+      'UnknownOperationException',
+    );
     return operation;
   }
   try {
     const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as never;
-    const { $metadata: _metadata, ...output } = route(model, input) as { $metadata?: unknown };
+    const output = { ...(route(model, input) as Record<string, unknown>) };
+    delete output.$metadata;
     send(200, output);
   } catch (err) {
     const name = err instanceof Error ? err.name : 'InternalServiceError';

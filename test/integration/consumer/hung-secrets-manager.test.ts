@@ -9,7 +9,10 @@ import { SecretsManagerSource } from '../../../consumer/secrets-manager-source';
 import { CredentialRejectedError, SecretFetchTimeoutError } from '../../../lambda/shared/errors';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { asSuperuser } from '../../support/database';
-import { secretsManagerEndpoint, type SecretsManagerEndpoint } from '../../support/secrets-manager-endpoint';
+import {
+  secretsManagerEndpoint,
+  type SecretsManagerEndpoint,
+} from '../../support/secrets-manager-endpoint';
 import { consumerWorld, tlsOptions, until, type ConsumerWorld } from './fixtures';
 
 const FETCH_TIMEOUT_MS = 500;
@@ -38,7 +41,10 @@ describe('Class: RotatingPgPool with a Secrets Manager endpoint that accepts con
     client = new SecretsManagerClient({
       endpoint: ep.url,
       region: 'us-east-1',
-      credentials: { accessKeyId: 'AKIDEXAMPLETESTONLY', secretAccessKey: 'test-only-not-a-secret' },
+      credentials: {
+        accessKeyId: 'AKIDEXAMPLETESTONLY',
+        secretAccessKey: 'test-only-not-a-secret',
+      },
       requestHandler: {},
     });
   });
@@ -54,7 +60,13 @@ describe('Class: RotatingPgPool with a Secrets Manager endpoint that accepts con
     // Prepare: a pool in use on generation 1, refreshing every 300 ms
     pool = new RotatingPgPool({
       source: new SecretsManagerSource({ awsSdkV3Client: client, secretId: w.secretArn }),
-      refresh: { ttlMs: 300, jitter: 0, backoffBaseMs: 100, backoffMaxMs: 200, fetchTimeoutMs: FETCH_TIMEOUT_MS },
+      refresh: {
+        ttlMs: 300,
+        jitter: 0,
+        backoffBaseMs: 100,
+        backoffMaxMs: 200,
+        fetchTimeoutMs: FETCH_TIMEOUT_MS,
+      },
       ...tlsOptions(w),
     });
     const failures: Error[] = [];
@@ -65,7 +77,10 @@ describe('Class: RotatingPgPool with a Secrets Manager endpoint that accepts con
 
     // Act 1: the endpoint stops answering
     ep.mode = 'hang';
-    await until('two fetches in a row to time out', () => failures.filter((e) => e instanceof SecretFetchTimeoutError).length >= 2);
+    await until(
+      'two fetches in a row to time out',
+      () => failures.filter((e) => e instanceof SecretFetchTimeoutError).length >= 2,
+    );
     await until('the client to cancel the hung requests', () => ep.hungClosed >= 2);
     const duringHang = await settlesWithin('a query during the hang', pool.query('SELECT 1'));
 
@@ -79,21 +94,38 @@ describe('Class: RotatingPgPool with a Secrets Manager endpoint that accepts con
     await until('the pool to drop its terminated connections', () => pool!.totalCount === 0);
     const errors = await settlesWithin(
       'queries on the revoked credential',
-      Promise.all([1, 2, 3].map(() => pool!.query('SELECT 1').then(() => undefined, (e: unknown) => e))),
+      Promise.all(
+        [1, 2, 3].map(() =>
+          pool!.query('SELECT 1').then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        ),
+      ),
     );
 
     // Act 3: the endpoint answers again
     const failuresBeforeAnswering = failures.length;
     ep.mode = 'answer';
-    await until('the consumer to adopt generation 2', () => pool!.credential?.generation === 2, 20_000);
+    await until(
+      'the consumer to adopt generation 2',
+      () => pool!.credential?.generation === 2,
+      20_000,
+    );
     const after = (await pool.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
 
     // Assess
     expect(duringHang.rowCount).toBe(1);
-    expect(failures[0].message).toMatch(/the fetch did not finish within 500 ms \(fetchTimeoutMs\)/);
+    expect(failures[0].message).toMatch(
+      /the fetch did not finish within 500 ms \(fetchTimeoutMs\)/,
+    );
     for (const err of errors) {
       expect(err).toBeInstanceOf(CredentialRejectedError);
-      expect((err as Error).message).toMatch(new RegExp(`^secret "${pool.secretName}": .*rejected.* user "${user}" \\(generation 1\\)|^secret "${pool.secretName}": the credential of user "${user}" \\(generation 1\\) was rejected`));
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^secret "${pool.secretName}": .*rejected.* user "${user}" \\(generation 1\\)|^secret "${pool.secretName}": the credential of user "${user}" \\(generation 1\\) was rejected`,
+        ),
+      );
     }
     // Recovered within one fetch timeout: only the fetch already hanging when the endpoint came back failed.
     expect(failures.length - failuresBeforeAnswering).toBeLessThanOrEqual(1);

@@ -4,13 +4,22 @@
  */
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretsManagerModel } from '../../../cli/local/secrets-manager-model';
-import { DEFAULT_HTTP_TIMEOUTS, SecretsManagerSource } from '../../../consumer/secrets-manager-source';
+import {
+  DEFAULT_HTTP_TIMEOUTS,
+  SecretsManagerSource,
+} from '../../../consumer/secrets-manager-source';
 import { AwsCallError } from '../../../lambda/shared/errors';
-import { secretsManagerEndpoint, type SecretsManagerEndpoint } from '../../support/secrets-manager-endpoint';
+import {
+  secretsManagerEndpoint,
+  type SecretsManagerEndpoint,
+} from '../../support/secrets-manager-endpoint';
 import { secretJson } from './secret-fixtures';
 
 const G1 = { username: 'orders', password: 'pw-hang-generation-one', generation: 1 };
-const credentials = { accessKeyId: 'AKIDEXAMPLETESTONLY', secretAccessKey: 'test-only-not-a-secret' };
+const credentials = {
+  accessKeyId: 'AKIDEXAMPLETESTONLY',
+  secretAccessKey: 'test-only-not-a-secret',
+};
 
 /** Fails naming `what` when `promise` has not settled after `ms`: a hang detector, not a speed check. */
 function settlesWithin<T>(what: string, promise: Promise<T>, ms = 20_000): Promise<T> {
@@ -60,7 +69,12 @@ describe('Class: SecretsManagerSource against an endpoint that never answers', (
 
   it("passes the caller's AbortSignal to the SDK: aborting cancels the request on the wire", async () => {
     // Prepare: a client of the application's own, without any timeout
-    const client = new SecretsManagerClient({ endpoint: ep.url, region: 'us-east-1', credentials, requestHandler: {} });
+    const client = new SecretsManagerClient({
+      endpoint: ep.url,
+      region: 'us-east-1',
+      credentials,
+      requestHandler: {},
+    });
     const source = new SecretsManagerSource({ awsSdkV3Client: client, secretId: arn });
     ep.mode = 'hang';
     const abort = new AbortController();
@@ -82,22 +96,37 @@ describe('Class: SecretsManagerSource against an endpoint that never answers', (
     const source = new SecretsManagerSource({ secretId: arn });
     ep.mode = 'hang';
     // Act: no signal, no fetchTimeoutMs around it: only the client's own timeouts can end the call
-    const err = await settlesWithin('a fetch on the default client', source.fetch().catch((e: unknown) => e));
+    const err = await settlesWithin(
+      'a fetch on the default client',
+      source.fetch().catch((e: unknown) => e),
+    );
     await until('the endpoint to see the connection closed', () => ep.hungClosed === 1);
     // Assess
     expect(err).toBeInstanceOf(AwsCallError);
-    expect((err as Error).message).toBe('DescribeSecret for secret "orders-db" failed: TimeoutError');
-    expect(((err as Error).cause as Error).message).toContain(`${DEFAULT_HTTP_TIMEOUTS.requestTimeout} ms requestTimeout`);
+    expect((err as Error).message).toBe(
+      'DescribeSecret for secret "orders-db" failed: TimeoutError',
+    );
+    expect(((err as Error).cause as Error).message).toContain(
+      `${DEFAULT_HTTP_TIMEOUTS.requestTimeout} ms requestTimeout`,
+    );
     expect(ep.hung).toBe(1);
   });
 
   it('gives a client built from clientConfig the same timeouts when it brings no requestHandler', async () => {
     // Prepare
-    const source = new SecretsManagerSource({ clientConfig: { endpoint: ep.url, region: 'us-east-1', credentials }, secretId: arn });
+    const source = new SecretsManagerSource({
+      clientConfig: { endpoint: ep.url, region: 'us-east-1', credentials },
+      secretId: arn,
+    });
     ep.mode = 'hang';
     // Act
-    const err = await settlesWithin('a fetch on a client from clientConfig', source.fetch().catch((e: unknown) => e));
+    const err = await settlesWithin(
+      'a fetch on a client from clientConfig',
+      source.fetch().catch((e: unknown) => e),
+    );
     // Assess
-    expect((err as Error).message).toBe('DescribeSecret for secret "orders-db" failed: TimeoutError');
+    expect((err as Error).message).toBe(
+      'DescribeSecret for secret "orders-db" failed: TimeoutError',
+    );
   });
 });
