@@ -16,7 +16,12 @@ import { performance } from 'node:perf_hooks';
 import { ConvergeError, SecretFetchTimeoutError, SecretUnavailableError } from '../lambda/shared/errors';
 import { sameSnapshot, type SecretSnapshot, type SecretSource } from './secret-source';
 
-/** Default {@link RefreshOptions.fetchTimeoutMs}. */
+/**
+ * Default {@link RefreshOptions.fetchTimeoutMs}.
+ *
+ * @example
+ * const pool = new RotatingPgPool({ source, refresh: { fetchTimeoutMs: 2 * DEFAULT_FETCH_TIMEOUT_MS } });
+ */
 export const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 
 /** Timing of a {@link RefreshingSecret}. */

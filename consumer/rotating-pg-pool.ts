@@ -205,7 +205,12 @@ interface Waiter {
 /** Least time between two secret refreshes caused by rejected credentials. */
 export const AUTH_REFRESH_MIN_INTERVAL_MS = 1_000;
 
-/** Default {@link RotatingPgPoolOptions.authFailureBackoffMs}. */
+/**
+ * Default {@link RotatingPgPoolOptions.authFailureBackoffMs}.
+ *
+ * @example
+ * const pool = new RotatingPgPool({ source, authFailureBackoffMs: 5 * DEFAULT_AUTH_FAILURE_BACKOFF_MS });
+ */
 export const DEFAULT_AUTH_FAILURE_BACKOFF_MS = 1_000;
 
 /** The adopted credential PostgreSQL rejected last, and until when connects with it fail fast. */

@@ -23,7 +23,12 @@ export interface SecretSnapshot {
   readonly pending?: SecretVersion;
 }
 
-/** Options of one {@link SecretSource.fetch}. */
+/**
+ * Options of one {@link SecretSource.fetch}.
+ *
+ * @example
+ * const snapshot = await source.fetch(undefined, { signal: AbortSignal.timeout(5_000) });
+ */
 export interface SecretFetchOptions {
   /**
    * Fires when the caller abandons the fetch (the refreshing cache's `fetchTimeoutMs`, or its

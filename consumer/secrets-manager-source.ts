@@ -27,6 +27,11 @@ import type { SecretFetchOptions, SecretSnapshot, SecretSource, SecretVersion } 
  * `requestTimeout` one attempt until the response arrives, and `throwOnRequestTimeout` makes that
  * an error (a `TimeoutError`, which the SDK retries) rather than a logged warning. The refreshing
  * cache's `fetchTimeoutMs` bounds the whole fetch, retries included.
+ *
+ * @example
+ * // Your own client, with the same timeouts:
+ * const client = new SecretsManagerClient({ region: 'eu-west-1', requestHandler: { ...DEFAULT_HTTP_TIMEOUTS } });
+ * const source = new SecretsManagerSource({ awsSdkV3Client: client, secretId: 'prod/orders-db' });
  */
 export const DEFAULT_HTTP_TIMEOUTS = {
   connectionTimeout: 2_000,
