@@ -6,15 +6,17 @@
  * credential), then watched. A half-written, unparsable or missing file makes that read fail; the
  * refreshing cache keeps the last good value and counts a reload failure, and the next change
  * event (or the TTL) reads it again. The watcher observes the directory, not the file, so atomic
- * replacement by rename and Kubernetes' `..data` symlink swap are seen as well as in-place writes.
+ * replacement by rename and Kubernetes' `..data` symlink swap are seen as well as in-place writes;
+ * a directory that is itself deleted and recreated, renamed, or replaced behind a symlink is
+ * watched again (see {@link FileSource.watch}).
  */
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConvergeError, SecretUnavailableError, redactedCause } from '../lambda/shared/errors';
 import { parseSecret } from '../lambda/shared/secret';
-import type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+import type { SecretFetchOptions, SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
 
 /** Options of {@link FileSource}. */
 export interface FileSourceOptions {
@@ -46,7 +48,10 @@ export interface FileSourceOptions {
    */
   readonly debounceMs?: number;
   /**
-   * Delay before re-creating a watcher whose directory disappeared.
+   * How often each watched directory is checked for having been replaced (deleted and recreated,
+   * renamed, or its inode changed behind a symlink), which re-creates its watcher; also how soon a
+   * directory that is missing is watched once it exists again. A replacement the watcher reports
+   * (the directory deleted or moved) is handled at once.
    *
    * @default 1000
    */
@@ -87,24 +92,32 @@ export class FileSource implements SecretSource {
    * @throws {@link SecretUnavailableError} when the file is missing or unreadable
    * @throws {@link InvalidSecretError} when its content is not a complete database secret (a torn write)
    */
-  public async fetch(): Promise<SecretSnapshot> {
-    const text = await this.read(this.path);
+  public async fetch(_previous?: SecretSnapshot, options: SecretFetchOptions = {}): Promise<SecretSnapshot> {
+    const text = await this.read(this.path, options.signal);
     if (text === undefined) throw new SecretUnavailableError(`secret file "${this.path}" does not exist`);
     const current = version(text, `secret file "${this.path}"`);
     if (this.pendingPath === undefined) return { current };
-    const pendingText = await this.read(this.pendingPath);
+    const pendingText = await this.read(this.pendingPath, options.signal);
     if (pendingText === undefined || pendingText.trim() === '') return { current };
     const pending = version(pendingText, `pending secret file "${this.pendingPath}"`);
     return pending.versionId === current.versionId ? { current } : { current, pending };
   }
 
-  /** Watches the directories of the files; returns the function that stops watching. */
+  /**
+   * Watches the directories of the files; returns the function that stops watching.
+   *
+   * A watch follows a directory's inode, and dies without an error when that directory is deleted
+   * or renamed. So each watched directory's identity (device and inode) is recorded, checked again
+   * when the watch reports the directory itself (deleted or moved), on a watcher error and every
+   * `rewatchDelayMs`, and the watch is re-created on the directory now at that path (as soon as one
+   * exists), followed by a change notification: a replaced directory is seen at once, not at the
+   * next TTL.
+   */
   public watch(onChange: () => void): () => void {
     if (!this.watchEnabled) return () => undefined;
     const names = new Set([basename(this.path), ...(this.pendingPath ? [basename(this.pendingPath)] : [])]);
     const dirs = new Set([dirname(this.path), ...(this.pendingPath ? [dirname(this.pendingPath)] : [])]);
-    const watchers = new Map<string, FSWatcher>();
-    const timers = new Set<NodeJS.Timeout>();
+    const watched = new Map<string, { readonly watcher: FSWatcher; readonly identity: string }>();
     let debounce: NodeJS.Timeout | undefined;
     let stopped = false;
 
@@ -117,51 +130,71 @@ export class FileSource implements SecretSource {
       }, this.debounceMs);
       debounce.unref();
     };
-    const later = (fn: () => void) => {
-      const t = setTimeout(() => {
-        timers.delete(t);
-        fn();
-      }, this.rewatchDelayMs);
-      t.unref();
-      timers.add(t);
-    };
-    const start = (dir: string) => {
-      if (stopped) return;
+    const start = (dir: string): boolean => {
+      const identity = identityOf(dir);
+      if (stopped || identity === undefined) return false;
       try {
-        const w = watch(dir, { persistent: false }, (_event, filename) => {
+        const w = watch(dir, { persistent: false }, (event, filename) => {
+          const name = filename === null ? undefined : String(filename);
           // `..data` and friends: Kubernetes' atomic writer swaps a symlinked directory.
-          if (!filename || names.has(String(filename)) || String(filename).startsWith('..')) changed();
+          if (name === undefined || names.has(name) || name.startsWith('..')) changed();
+          // The event names the watched directory itself when it is deleted or moved away.
+          if (event === 'rename' && name === basename(dir)) rewatch(dir, true);
         });
-        w.on('error', () => {
-          w.close();
-          watchers.delete(dir);
-          changed();
-          later(() => start(dir));
-        });
-        watchers.set(dir, w);
+        w.on('error', () => rewatch(dir, true));
+        watched.set(dir, { watcher: w, identity });
+        return true;
       } catch {
-        // The directory is missing right now: the TTL keeps re-reading, and we try to watch again.
-        later(() => start(dir));
+        // Gone again in between: the next check tries once more.
+        return false;
       }
     };
+    /** Re-creates the watch when the directory at `dir` is not the one watched (or `force`), or is missing. */
+    const rewatch = (dir: string, force = false) => {
+      if (stopped) return;
+      const current = watched.get(dir);
+      if (current) {
+        if (!force && identityOf(dir) === current.identity) return;
+        current.watcher.close();
+        watched.delete(dir);
+        changed();
+      }
+      // The file may have changed while nothing watched it: read it again once watched.
+      if (start(dir)) changed();
+    };
+    const check = setInterval(() => {
+      for (const dir of dirs) rewatch(dir);
+    }, this.rewatchDelayMs);
+    check.unref();
+    // A directory missing right now is watched as soon as it exists; the TTL keeps re-reading meanwhile.
     for (const dir of dirs) start(dir);
     return () => {
       stopped = true;
+      clearInterval(check);
       if (debounce) clearTimeout(debounce);
-      for (const t of timers) clearTimeout(t);
-      for (const w of watchers.values()) w.close();
-      watchers.clear();
+      for (const { watcher } of watched.values()) watcher.close();
+      watched.clear();
     };
   }
 
   /** The file's text, or undefined when it does not exist. */
-  private async read(path: string): Promise<string | undefined> {
+  private async read(path: string, signal: AbortSignal | undefined): Promise<string | undefined> {
     try {
-      return await readFile(path, 'utf8');
+      return await readFile(path, { encoding: 'utf8', signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new SecretUnavailableError(`secret file "${path}" cannot be read`, { cause: redactedCause(err) });
     }
+  }
+}
+
+/** Device and inode of the directory at `dir` (following symlinks), or undefined when there is none. */
+function identityOf(dir: string): string | undefined {
+  try {
+    const st = statSync(dir);
+    return st.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -23,7 +23,7 @@ export type {
 } from './credential-adoption';
 export { FileSource } from './file-source';
 export type { FileSourceOptions } from './file-source';
-export { RefreshingSecret, refreshingSnapshot } from './refreshing-secret';
+export { DEFAULT_FETCH_TIMEOUT_MS, RefreshingSecret, refreshingSnapshot } from './refreshing-secret';
 export type {
   RefreshingSecretEvents,
   RefreshingSecretOptions,
@@ -49,7 +49,7 @@ export type {
   PutMetricDataSinkOptions,
   ReportSubject,
 } from './reporter';
-export { RotatingPgPool } from './rotating-pg-pool';
+export { DEFAULT_AUTH_FAILURE_BACKOFF_MS, RotatingPgPool } from './rotating-pg-pool';
 export type {
   PassThroughPoolConfig,
   PooledConnectionInfo,
@@ -57,17 +57,19 @@ export type {
   RotatingPgPoolOptions,
 } from './rotating-pg-pool';
 export { sameSnapshot } from './secret-source';
-export type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
-export { SecretsManagerSource } from './secrets-manager-source';
+export type { SecretFetchOptions, SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+export { DEFAULT_HTTP_TIMEOUTS, SecretsManagerSource } from './secrets-manager-source';
 export type { SecretsManagerSourceOptions } from './secrets-manager-source';
 // The errors callers of the library need to tell apart.
 export {
   AuthenticationFailedError,
   AwsCallError,
   ConvergeError,
+  CredentialRejectedError,
   DatabaseConnectionError,
   InvalidSecretError,
   PoolEndedError,
+  SecretFetchTimeoutError,
   SecretUnavailableError,
   TlsRequiredError,
 } from '../lambda/shared/errors';

@@ -7,11 +7,22 @@
  * - Failures keep the last good value and back off exponentially (capped) before the next attempt,
  *   so an outage of the store neither breaks the application nor gets hammered by it.
  * - Optional background refresh (an unref'd timer) so an idle process still notices a rotation.
+ * - Every fetch is bounded: one that has not settled after `fetchTimeoutMs` is cancelled (its
+ *   `AbortSignal` fires) and counts as a failure like any other, so a store that accepts a
+ *   connection and never answers cannot stop the refreshes.
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { ConvergeError, SecretUnavailableError } from '../lambda/shared/errors';
+import { ConvergeError, SecretFetchTimeoutError, SecretUnavailableError } from '../lambda/shared/errors';
 import { sameSnapshot, type SecretSnapshot, type SecretSource } from './secret-source';
+
+/**
+ * Default {@link RefreshOptions.fetchTimeoutMs}.
+ *
+ * @example
+ * const pool = new RotatingPgPool({ source, refresh: { fetchTimeoutMs: 2 * DEFAULT_FETCH_TIMEOUT_MS } });
+ */
+export const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 
 /** Timing of a {@link RefreshingSecret}. */
 export interface RefreshOptions {
@@ -42,6 +53,16 @@ export interface RefreshOptions {
    */
   readonly backoffMaxMs?: number;
   /**
+   * Longest time one fetch may take. A fetch still running then is cancelled (the `AbortSignal`
+   * passed to the source fires, which aborts the Secrets Manager request or the file read) and
+   * counts as a failed fetch: `reloadFailure` with a {@link SecretFetchTimeoutError}, a backoff delay,
+   * and the last good value kept. The next refresh starts a new fetch. The timer runs on real time,
+   * not on `clock`.
+   *
+   * @default 5000
+   */
+  readonly fetchTimeoutMs?: number;
+  /**
    * Monotonic clock in milliseconds (tests inject one they advance by hand).
    *
    * @default - `performance.now()`
@@ -64,8 +85,12 @@ export interface RefreshOptions {
 
 /** Options of {@link RefreshingSecret}. */
 export interface RefreshingSecretOptions<T> extends RefreshOptions {
-  /** Loads the value; receives the last good value (undefined on the first load). */
-  readonly fetch: (previous: T | undefined) => Promise<T>;
+  /**
+   * Loads the value; receives the last good value (undefined on the first load) and a signal that
+   * fires when the fetch is abandoned (after `fetchTimeoutMs`, or on {@link RefreshingSecret.close}):
+   * pass it on to the I/O so the abandoned request is cancelled.
+   */
+  readonly fetch: (previous: T | undefined, signal: AbortSignal) => Promise<T>;
   /**
    * Whether two values are the same (then no `change` is reported).
    *
@@ -119,17 +144,18 @@ type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: Err
  * failures of the store.
  *
  * @example
- * const secret = new RefreshingSecret({ fetch: () => source.fetch(), ttlMs: 30_000 });
+ * const secret = new RefreshingSecret({ fetch: (_prev, signal) => source.fetch(undefined, { signal }), ttlMs: 30_000, fetchTimeoutMs: 3_000 });
  * secret.on('reloadFailure', (err) => log.warn({ err }, 'secret refresh failed, serving cached value'));
  * const snapshot = await secret.get(); // cached after the first call; one fetch under any concurrency
  */
 export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>> {
-  private readonly fetcher: (previous: T | undefined) => Promise<T>;
+  private readonly fetcher: (previous: T | undefined, signal: AbortSignal) => Promise<T>;
   private readonly isSame: (a: T, b: T) => boolean;
   private readonly ttlMs: number;
   private readonly jitter: number;
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
+  private readonly fetchTimeoutMs: number;
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly background: boolean;
@@ -143,6 +169,8 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
   private failures = 0;
   private lastError: Error | undefined;
   private inFlight: Promise<Outcome> | undefined;
+  /** Cancels the fetch in flight (its timeout, or close()). */
+  private inFlightAbort: AbortController | undefined;
   /** A notification arrived while a fetch was in flight: fetch again when it ends. */
   private notifiedDuringFetch = false;
   private timer: NodeJS.Timeout | undefined;
@@ -165,6 +193,7 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
         `backoffMaxMs must not be smaller than backoffBaseMs, got ${this.backoffMaxMs} < ${this.backoffBaseMs}`,
       );
     }
+    this.fetchTimeoutMs = positive('fetchTimeoutMs', options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
     this.clock = options.clock ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.background = options.refreshInBackground ?? true;
@@ -238,13 +267,15 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
   }
 
   /**
-   * Stops the background timer and change notifications. The cached value stays readable.
+   * Stops the background timer and change notifications, and cancels a fetch in flight. The cached
+   * value stays readable.
    *
    * @example
    * process.on('SIGTERM', () => secret.close());
    */
   public close(): void {
     this.closed = true;
+    this.inFlightAbort?.abort(new ConvergeError(`${this.label}: refreshing stopped (close)`));
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.unsubscribe?.();
@@ -285,11 +316,15 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
   private async fetchAndStore(): Promise<Outcome> {
     this.fetchCount++;
     const previous = this.value;
+    const abort = new AbortController();
+    this.inFlightAbort = abort;
     let next: T;
     try {
-      next = await this.fetcher(previous);
+      next = await this.bounded(previous, abort);
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
+      // Cancelled by close(): nobody is waiting for news any more.
+      if (this.closed && abort.signal.aborted) return { ok: false, error };
       this.failures++;
       const delay = this.spread(Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** (this.failures - 1)));
       this.retryAt = this.clock() + delay;
@@ -314,6 +349,39 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
     if (this.subscribe && !this.unsubscribe && !this.closed) this.unsubscribe = this.subscribe(() => this.onNotify());
     this.notify('reload', this.value as T, { changed, previous });
     return { ok: true };
+  }
+
+  /**
+   * Runs the fetcher, but gives up after `fetchTimeoutMs`: the signal is aborted (cancelling the
+   * request) and the fetch fails with {@link SecretFetchTimeoutError}. Whatever the abandoned fetch
+   * settles with later is ignored.
+   */
+  private async bounded(previous: T | undefined, abort: AbortController): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new SecretFetchTimeoutError(
+          this.fetchTimeoutMs,
+          `${this.label}: the fetch did not finish within ${this.fetchTimeoutMs} ms (fetchTimeoutMs); it was cancelled and counts as a failed refresh`,
+        );
+        abort.abort(error);
+        reject(error);
+      }, this.fetchTimeoutMs);
+      // The fetch's own I/O keeps the process alive while it matters; this timer never does.
+      timer.unref();
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason as Error), { once: true });
+    });
+    const attempt = (async () => this.fetcher(previous, abort.signal))();
+    // An abandoned fetch may still reject later: that is not an unhandled rejection.
+    attempt.catch(() => undefined);
+    try {
+      return await Promise.race([attempt, timedOut, aborted]);
+    } finally {
+      clearTimeout(timer);
+      if (this.inFlightAbort === abort) this.inFlightAbort = undefined;
+    }
   }
 
   /** Removes up to `jitter` of a delay at random. */
@@ -351,13 +419,13 @@ export class RefreshingSecret<T> extends EventEmitter<RefreshingSecretEvents<T>>
  * compares snapshots by version ids, and wires the source's change notifications (file watcher).
  *
  * @example
- * const secret = refreshingSnapshot(new SecretsManagerSource({ secretId: 'app-db' }), { ttlMs: 30_000 });
+ * const secret = refreshingSnapshot(new SecretsManagerSource({ secretId: 'app-db' }), { ttlMs: 30_000, fetchTimeoutMs: 5_000 });
  * const { current } = await secret.get();
  */
 export function refreshingSnapshot(source: SecretSource, options: RefreshOptions = {}): RefreshingSecret<SecretSnapshot> {
   return new RefreshingSecret<SecretSnapshot>({
     ...options,
-    fetch: (previous) => source.fetch(previous),
+    fetch: (previous, signal) => source.fetch(previous, { signal }),
     isSame: sameSnapshot,
     subscribe: source.watch ? (notify) => source.watch!(notify) : undefined,
     label: `secret "${source.secretName}"`,

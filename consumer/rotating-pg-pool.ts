@@ -14,7 +14,10 @@
  *   an inner pool never queues a request: a request queued inside a `pg.Pool` that is ending would
  *   never be served.
  * - A connect rejected with SQLSTATE 28P01/28000 (the cached credential was rotated away) refreshes
- *   the secret once and retries, up to `maxAuthRetries` times.
+ *   the secret once and retries, up to `maxAuthRetries` times. While the refresh brings no other
+ *   credential, connects that would log in with the rejected one fail fast, without a login
+ *   attempt, for `authFailureBackoffMs` ({@link CredentialRejectedError}): a revoked credential costs
+ *   about one failed login per period, not one per query.
  *
  * Errors never contain a password: connect failures are typed by {@link classifyConnectError}.
  */
@@ -35,6 +38,7 @@ import {
 import {
   AuthenticationFailedError,
   ConvergeError,
+  CredentialRejectedError,
   DatabaseConnectionError,
   PoolEndedError,
 } from '../lambda/shared/errors';
@@ -110,6 +114,19 @@ export interface RotatingPgPoolOptions extends ConnectionOptions {
    * @default 1
    */
   readonly maxAuthRetries?: number;
+  /**
+   * After PostgreSQL rejects the credential (SQLSTATE 28P01/28000) and a refresh brings no other
+   * one, how long connects that would log in with that same credential fail fast with
+   * {@link CredentialRejectedError} (`loginAttempted: false`) instead of making another failed login.
+   * Connects that arrive while that refresh runs wait for it (it is bounded by
+   * `refresh.fetchTimeoutMs`) and use what it brings. The period ends early when another credential
+   * is adopted or a connection with this one succeeds; after it, the next connect tries a real login
+   * again (and a rejection starts a new period). Idle pooled connections keep serving queries
+   * throughout. 0 turns fail-fast off. Runs on `refresh.clock`.
+   *
+   * @default 1000
+   */
+  readonly authFailureBackoffMs?: number;
   /**
    * Further `pg.Pool` options (types, keepAlive, allowExitOnIdle, ...).
    *
@@ -188,6 +205,23 @@ interface Waiter {
 /** Least time between two secret refreshes caused by rejected credentials. */
 export const AUTH_REFRESH_MIN_INTERVAL_MS = 1_000;
 
+/**
+ * Default {@link RotatingPgPoolOptions.authFailureBackoffMs}.
+ *
+ * @example
+ * const pool = new RotatingPgPool({ source, authFailureBackoffMs: 5 * DEFAULT_AUTH_FAILURE_BACKOFF_MS });
+ */
+export const DEFAULT_AUTH_FAILURE_BACKOFF_MS = 1_000;
+
+/** The adopted credential PostgreSQL rejected last, and until when connects with it fail fast. */
+interface Rejection {
+  readonly credential: SecretVersion;
+  readonly target: ConnectionTarget;
+  readonly code: string;
+  readonly at: number;
+  until: number;
+}
+
 type QueryCallback<T> = (err: Error | undefined, result: T) => void;
 
 /**
@@ -219,6 +253,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private readonly maxLifetimeSeconds: number;
   private readonly acquireTimeoutMillis: number;
   private readonly maxAuthRetries: number;
+  private readonly authFailureBackoffMs: number;
+  private readonly clock: () => number;
+  private rejection: Rejection | undefined;
   private readonly pgOptions: PassThroughPoolConfig;
 
   private active: InnerPool | undefined;
@@ -245,6 +282,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     this.maxLifetimeSeconds = integer('maxLifetimeSeconds', options.maxLifetimeSeconds ?? 0, 0);
     this.acquireTimeoutMillis = integer('acquireTimeoutMillis', options.acquireTimeoutMillis ?? 0, 0);
     this.maxAuthRetries = integer('maxAuthRetries', options.maxAuthRetries ?? 1, 0);
+    this.authFailureBackoffMs = integer('authFailureBackoffMs', options.authFailureBackoffMs ?? DEFAULT_AUTH_FAILURE_BACKOFF_MS, 0);
+    this.clock = options.refresh?.clock ?? (() => performance.now());
     this.permits = this.max;
     this.pgOptions = options.pgOptions ?? {};
     this.connectionOptions = {
@@ -501,18 +540,84 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private async connectInner(): Promise<PoolClient> {
     for (let attempt = 0; ; attempt++) {
       if (this.endCalled) throw new PoolEndedError();
+      // The credential was just rejected and a refresh is looking for another: wait for its answer
+      // rather than log in with the rejected one (the refresh is bounded by fetchTimeoutMs).
+      if (this.authRefresh && this.rejection?.credential.versionId === this.active!.credential.versionId) {
+        await this.authRefresh;
+        if (this.endCalled) throw new PoolEndedError();
+      }
       const inner = this.active!;
       const used = inner.credential;
       this.secret.refreshIfStale();
+      const fast = this.failFast(inner);
+      if (fast) throw fast;
       try {
         return await inner.pool.connect();
       } catch (err) {
         if (this.endCalled) throw new PoolEndedError();
         const typed = classifyConnectError(err, inner.target, used);
-        if (!(typed instanceof AuthenticationFailedError) || attempt >= this.maxAuthRetries) throw typed;
-        if (!(await this.newerCredentialThan(inner, used))) throw typed;
+        if (!(typed instanceof AuthenticationFailedError)) throw typed;
+        this.noteRejection(inner, used, typed);
+        if (attempt >= this.maxAuthRetries) throw this.rejected(used, inner.target, typed, '');
+        if (!(await this.newerCredentialThan(inner, used))) {
+          throw this.rejected(used, inner.target, typed, '; a refresh of the secret brought no other credential');
+        }
       }
     }
+  }
+
+  /** Starts (or restarts) the fail-fast period of a credential PostgreSQL just rejected. */
+  private noteRejection(inner: InnerPool, used: SecretVersion, error: AuthenticationFailedError): void {
+    const now = this.clock();
+    this.rejection = {
+      credential: used,
+      target: inner.target,
+      code: error.code ?? '28P01',
+      at: now,
+      until: now + this.authFailureBackoffMs,
+    };
+  }
+
+  /**
+   * The error of a connect that would log in with a credential rejected moments ago, or undefined
+   * when it may try: the period is over, another credential is in use, or an idle connection will
+   * serve it without a login.
+   */
+  private failFast(inner: InnerPool): CredentialRejectedError | undefined {
+    const r = this.rejection;
+    if (!r || this.authFailureBackoffMs === 0 || r.credential.versionId !== inner.credential.versionId) return undefined;
+    const now = this.clock();
+    if (now >= r.until || inner.pool.idleCount > 0) return undefined;
+    const c = r.credential;
+    return new CredentialRejectedError(
+      this.secretName,
+      c.username,
+      c.generation,
+      false,
+      `secret "${this.secretName}": the credential of user "${c.username}" (generation ${c.generation}) was rejected by ` +
+        `PostgreSQL at ${r.target.host}:${r.target.port}/${r.target.dbname} (SQLSTATE ${r.code}) ${Math.round(now - r.at)} ms ago; ` +
+        `failing fast without a login attempt for up to ${Math.ceil(r.until - now)} ms more (authFailureBackoffMs), ` +
+        'until a refresh of the secret brings another credential',
+      { code: r.code },
+    );
+  }
+
+  /** A rejection after a real login attempt, naming the secret (the driver's error is the cause). */
+  private rejected(
+    c: SecretVersion,
+    t: ConnectionTarget,
+    error: AuthenticationFailedError,
+    detail: string,
+  ): CredentialRejectedError {
+    return new CredentialRejectedError(
+      this.secretName,
+      c.username,
+      c.generation,
+      true,
+      `secret "${this.secretName}": PostgreSQL rejected the credential of user "${c.username}" (generation ${c.generation}) ` +
+        `at ${t.host}:${t.port}/${t.dbname} (SQLSTATE ${error.code ?? '28P01'})${detail}`,
+      { cause: error, code: error.code },
+    );
   }
 
   /**
@@ -534,6 +639,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     ).finally(() => {
       this.lastAuthRefreshAt = performance.now();
       this.authRefresh = undefined;
+      // The fail-fast period runs at least authFailureBackoffMs past the refresh's answer.
+      if (this.rejection) this.rejection.until = Math.max(this.rejection.until, this.clock() + this.authFailureBackoffMs);
     });
     await this.authRefresh;
     return changed();
@@ -584,6 +691,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
 
   private adopt(next: SecretVersion, previous: SecretVersion | undefined): void {
     if (this.endCalled) return;
+    // New connections use another credential: nothing to fail fast for.
+    if (this.rejection && this.rejection.credential.versionId !== next.versionId) this.rejection = undefined;
     const key = identityKey(next);
     const prepared = this.prepared;
     this.prepared = undefined;
@@ -621,6 +730,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     });
     (inner as { pool: Pool }).pool = pool;
     pool.on('connect', (client) => {
+      // A login with the rejected credential worked after all (fixed in the database): stop failing fast.
+      if (this.rejection?.credential.versionId === inner.credential.versionId) this.rejection = undefined;
       inner.connections.set(client, {
         username: credential.username,
         generation: inner.credential.generation,

@@ -24,6 +24,20 @@ export interface SecretSnapshot {
 }
 
 /**
+ * Options of one {@link SecretSource.fetch}.
+ *
+ * @example
+ * const snapshot = await source.fetch(undefined, { signal: AbortSignal.timeout(5_000) });
+ */
+export interface SecretFetchOptions {
+  /**
+   * Fires when the caller abandons the fetch (the refreshing cache's `fetchTimeoutMs`, or its
+   * close): the source cancels its I/O and rejects.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
  * Where credentials come from. Implementations: {@link SecretsManagerSource}, {@link FileSource}.
  *
  * @example
@@ -39,9 +53,12 @@ export interface SecretSource {
    * Reads the secret. `previous` is the last snapshot this source returned successfully, so a
    * source can skip reading versions it already holds (values of a version never change).
    *
+   * `options.signal` cancels the read (the refreshing cache aborts a fetch that outlives its
+   * `fetchTimeoutMs`); a source passes it on to its I/O.
+   *
    * @throws a typed error when nothing usable could be read; callers keep their last good value
    */
-  fetch(previous?: SecretSnapshot): Promise<SecretSnapshot>;
+  fetch(previous?: SecretSnapshot, options?: SecretFetchOptions): Promise<SecretSnapshot>;
   /**
    * Optional change notification (a file watcher). Calls `onChange` when the secret may have
    * changed; returns a function that stops watching.

@@ -5,6 +5,10 @@
  * per version not seen before, read by VersionId: a version's value never changes, so a refresh
  * when nothing rotated reads no secret value at all. IAM: `secretsmanager:DescribeSecret` and
  * `secretsmanager:GetSecretValue` on the secret (plus `kms:Decrypt` for a customer managed key).
+ *
+ * No call can hang: every request carries the caller's `AbortSignal` (the refreshing cache aborts a
+ * fetch after its `fetchTimeoutMs`), and a client this source creates has connection and request
+ * timeouts ({@link DEFAULT_HTTP_TIMEOUTS}); the SDK's own default has neither.
  */
 import {
   DescribeSecretCommand,
@@ -15,7 +19,25 @@ import {
 import { AwsCallError, ConvergeError, SecretUnavailableError } from '../lambda/shared/errors';
 import { secretNameDimension } from '../lambda/shared/metric-contract';
 import { AWSCURRENT, AWSPENDING, parseSecret } from '../lambda/shared/secret';
-import type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+import type { SecretFetchOptions, SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
+
+/**
+ * HTTP timeouts of a Secrets Manager client this library creates (the shared default client, or one
+ * built from `clientConfig` without a `requestHandler`): `connectionTimeout` bounds the TCP connect,
+ * `requestTimeout` one attempt until the response arrives, and `throwOnRequestTimeout` makes that
+ * an error (a `TimeoutError`, which the SDK retries) rather than a logged warning. The refreshing
+ * cache's `fetchTimeoutMs` bounds the whole fetch, retries included.
+ *
+ * @example
+ * // Your own client, with the same timeouts:
+ * const client = new SecretsManagerClient({ region: 'eu-west-1', requestHandler: { ...DEFAULT_HTTP_TIMEOUTS } });
+ * const source = new SecretsManagerSource({ awsSdkV3Client: client, secretId: 'prod/orders-db' });
+ */
+export const DEFAULT_HTTP_TIMEOUTS = {
+  connectionTimeout: 2_000,
+  requestTimeout: 3_000,
+  throwOnRequestTimeout: true,
+} as const;
 
 interface SecretsManagerSourceBaseOptions {
   /** Name or ARN of the database secret. */
@@ -36,16 +58,22 @@ interface SecretsManagerSourceBaseOptions {
 }
 
 interface WithClient extends SecretsManagerSourceBaseOptions {
-  /** A client you configured (region, credentials, retries, endpoint). */
+  /**
+   * A client you configured (region, credentials, retries, endpoint). Give it connection and
+   * request timeouts (see {@link DEFAULT_HTTP_TIMEOUTS}); the fetch is bounded by the refreshing
+   * cache's `fetchTimeoutMs` either way, and its requests are cancelled then.
+   */
   readonly awsSdkV3Client: SecretsManagerClient;
   readonly clientConfig?: never;
 }
 
 interface WithClientConfig extends SecretsManagerSourceBaseOptions {
   /**
-   * Configuration for a client this source creates.
+   * Configuration for a client this source creates. Without a `requestHandler` of yours, the client
+   * gets {@link DEFAULT_HTTP_TIMEOUTS}.
    *
-   * @default - a client with the SDK's default configuration, shared by every source in the process
+   * @default - a client with the SDK's default configuration plus {@link DEFAULT_HTTP_TIMEOUTS},
+   * shared by every source in the process
    */
   readonly clientConfig?: SecretsManagerClientConfig;
   readonly awsSdkV3Client?: never;
@@ -58,8 +86,13 @@ let defaultClient: SecretsManagerClient | undefined;
 
 /** The process-wide default client, created on first use. */
 function sharedClient(): SecretsManagerClient {
-  defaultClient ??= new SecretsManagerClient({});
+  defaultClient ??= createClient({});
   return defaultClient;
+}
+
+/** A client with {@link DEFAULT_HTTP_TIMEOUTS} unless the configuration brings its own request handler. */
+function createClient(config: SecretsManagerClientConfig): SecretsManagerClient {
+  return new SecretsManagerClient({ ...config, requestHandler: config.requestHandler ?? { ...DEFAULT_HTTP_TIMEOUTS } });
 }
 
 /**
@@ -90,19 +123,22 @@ export class SecretsManagerSource implements SecretSource {
     this.includePending = options.includePending ?? false;
     this.secretName = options.secretName ?? secretNameDimension(options.secretId);
     this.client =
-      options.awsSdkV3Client ?? (options.clientConfig ? new SecretsManagerClient(options.clientConfig) : sharedClient());
+      options.awsSdkV3Client ?? (options.clientConfig ? createClient(options.clientConfig) : sharedClient());
   }
 
   /**
-   * DescribeSecret, then GetSecretValue by VersionId for versions not read before.
+   * DescribeSecret, then GetSecretValue by VersionId for versions not read before. `options.signal`
+   * is passed to every request (`abortSignal`): aborting it cancels the request in flight.
    *
-   * @throws {@link AwsCallError} when Secrets Manager fails (throttling, 5xx, network, access denied)
+   * @throws {@link AwsCallError} when Secrets Manager fails (throttling, 5xx, network, access denied,
+   * a timeout) or the request was aborted
    * @throws {@link InvalidSecretError} when a version's JSON is not a valid database secret
    * @throws {@link SecretUnavailableError} when no version carries AWSCURRENT
    */
-  public async fetch(): Promise<SecretSnapshot> {
+  public async fetch(_previous?: SecretSnapshot, options: SecretFetchOptions = {}): Promise<SecretSnapshot> {
+    const http = { abortSignal: options.signal };
     const described = await this.call('DescribeSecret', () =>
-      this.client.send(new DescribeSecretCommand({ SecretId: this.secretId })),
+      this.client.send(new DescribeSecretCommand({ SecretId: this.secretId }), http),
     );
     const stages = Object.entries(described.VersionIdsToStages ?? {});
     const currentId = stages.find(([, labels]) => labels.includes(AWSCURRENT))?.[0];
@@ -113,8 +149,8 @@ export class SecretsManagerSource implements SecretSource {
     const pendingId = this.includePending
       ? stages.find(([, labels]) => labels.includes(AWSPENDING) && !labels.includes(AWSCURRENT))?.[0]
       : undefined;
-    const current = await this.version(currentId, AWSCURRENT);
-    const pending = pendingId === undefined ? undefined : await this.version(pendingId, AWSPENDING);
+    const current = await this.version(currentId, AWSCURRENT, http);
+    const pending = pendingId === undefined ? undefined : await this.version(pendingId, AWSPENDING, http);
     for (const id of this.versions.keys()) {
       if (id !== currentId && id !== pending?.versionId) this.versions.delete(id);
     }
@@ -125,14 +161,14 @@ export class SecretsManagerSource implements SecretSource {
    * One version, from the cache or by VersionId. A pending version without a value yet (RotateSecret
    * has created it, createSecret has not written it) is returned as undefined: not a failure.
    */
-  private async version(versionId: string, label: typeof AWSCURRENT): Promise<SecretVersion>;
-  private async version(versionId: string, label: typeof AWSPENDING): Promise<SecretVersion | undefined>;
-  private async version(versionId: string, label: string): Promise<SecretVersion | undefined> {
+  private async version(versionId: string, label: typeof AWSCURRENT, http: HttpOptions): Promise<SecretVersion>;
+  private async version(versionId: string, label: typeof AWSPENDING, http: HttpOptions): Promise<SecretVersion | undefined>;
+  private async version(versionId: string, label: string, http: HttpOptions): Promise<SecretVersion | undefined> {
     const cached = this.versions.get(versionId);
     if (cached) return cached;
     let text: string | undefined;
     try {
-      const out = await this.client.send(new GetSecretValueCommand({ SecretId: this.secretId, VersionId: versionId }));
+      const out = await this.client.send(new GetSecretValueCommand({ SecretId: this.secretId, VersionId: versionId }), http);
       text = out.SecretString;
     } catch (err) {
       if (label === AWSPENDING && errorName(err) === 'ResourceNotFoundException') return undefined;
@@ -153,6 +189,11 @@ export class SecretsManagerSource implements SecretSource {
       throw awsError(operation, this.secretName, err);
     }
   }
+}
+
+/** Per-request options of `client.send`. */
+interface HttpOptions {
+  readonly abortSignal?: AbortSignal;
 }
 
 function errorName(err: unknown): string | undefined {

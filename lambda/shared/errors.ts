@@ -258,6 +258,53 @@ export class SecretUnavailableError extends ConvergeError {
   }
 }
 
+/**
+ * A secret fetch of the consumer library did not finish within its `fetchTimeoutMs`. The request
+ * was cancelled and the fetch counts as a failed refresh: the last good credential stays in use.
+ *
+ * @example
+ * pool.on('reloadFailure', (err) => {
+ *   if (err instanceof SecretFetchTimeoutError) log.warn(`Secrets Manager did not answer within ${err.timeoutMs} ms`);
+ * });
+ */
+export class SecretFetchTimeoutError extends ConvergeError {
+  public constructor(
+    public readonly timeoutMs: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SecretFetchTimeoutError';
+  }
+}
+
+/**
+ * PostgreSQL rejected the consumer pool's credential (SQLSTATE 28P01/28000) and refreshing the
+ * secret brought no other one. `loginAttempted` is false when the pool failed fast without a login
+ * attempt, because the same credential was rejected moments before (`authFailureBackoffMs`).
+ * Names the secret, the user and the generation; never the password.
+ *
+ * @example
+ * try {
+ *   await pool.query('SELECT 1');
+ * } catch (err) {
+ *   if (err instanceof CredentialRejectedError) alert(`${err.secretName}: generation ${err.generation} no longer logs in`);
+ *   throw err;
+ * }
+ */
+export class CredentialRejectedError extends AuthenticationFailedError {
+  public constructor(
+    public readonly secretName: string,
+    public readonly username: string,
+    public readonly generation: number,
+    public readonly loginAttempted: boolean,
+    message: string,
+    options?: { cause?: unknown; code?: string },
+  ) {
+    super(message, options);
+    this.name = 'CredentialRejectedError';
+  }
+}
+
 function describeStale(s: StaleConsumer): string {
   switch (s.reason) {
     case 'silent':

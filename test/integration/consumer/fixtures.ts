@@ -4,6 +4,7 @@
  * so the consumer can be tested independently of the rotation handler.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer, connect, type Socket } from 'node:net';
 import type { Client } from 'pg';
 import { installSecretsManagerModel, type SecretsManagerStub } from '../../../cli/local/install';
 import { withAdmin, type LocalPostgres, type ProvisionedDatabase } from '../../../cli/local/postgres';
@@ -42,6 +43,54 @@ export interface ConsumerWorld {
   abort(versionId: string): void;
   /** Backends connected to the database, except the one asking. */
   sessions(): Promise<{ pid: number; usename: string }[]>;
+  /** With `viaProxy`: the TCP proxy the secret's port points at (every login of a consumer goes through it). */
+  readonly proxy?: TcpProxy;
+}
+
+/** A TCP proxy in front of PostgreSQL that counts connections: each one is a login attempt. */
+export interface TcpProxy {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Forwards 127.0.0.1:<port> to PostgreSQL, byte for byte (TLS passes through untouched, so
+ * `verify-full` still holds), counting connections.
+ *
+ * @example
+ * const proxy = await tcpProxy(db.server.port);
+ */
+export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.once('close', () => sockets.delete(s));
+  };
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(targetPort, '127.0.0.1');
+    track(client);
+    track(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    get connections() {
+      return connections;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 let installed: { model: SecretsManagerModel; sm: SecretsManagerStub } | undefined;
@@ -59,16 +108,21 @@ function password(): string {
   return `pw-${randomBytes(12).toString('hex')}`;
 }
 
-export async function consumerWorld(prefix: string): Promise<ConsumerWorld> {
+/**
+ * A fresh database and its secret. `viaProxy`: the secret's port is a counting {@link tcpProxy} in
+ * front of the server (the fixture's own admin connections do not go through it).
+ */
+export async function consumerWorld(prefix: string, options: { readonly viaProxy?: boolean } = {}): Promise<ConsumerWorld> {
   const { model, sm } = secretsManager();
   const db = await freshDatabase(prefix);
+  const proxy = options.viaProxy ? await tcpProxy(db.server.port) : undefined;
   const passwords = [db.master.password, db.app.password];
   const first: Credential = { ...db.app, generation: 1 };
   const json = (c: Credential) =>
     JSON.stringify({
       engine: 'postgres',
       host: 'localhost',
-      port: db.server.port,
+      port: proxy?.port ?? db.server.port,
       username: c.username,
       password: c.password,
       dbname: db.dbname,
@@ -118,6 +172,7 @@ export async function consumerWorld(prefix: string): Promise<ConsumerWorld> {
       model.updateSecretVersionStage({ SecretId: secretArn, VersionStage: 'AWSPENDING', RemoveFromVersionId: versionId });
     },
     sessions: () => sessionsOf(db.dbname),
+    proxy,
   };
 }
 

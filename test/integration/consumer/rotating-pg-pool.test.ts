@@ -3,7 +3,12 @@ import { wireSecretsManager } from '../../../cli/local/install';
 import { MemorySink, GenerationReporter } from '../../../consumer/reporter';
 import { RotatingPgPool } from '../../../consumer/rotating-pg-pool';
 import { SecretsManagerSource } from '../../../consumer/secrets-manager-source';
-import { AuthenticationFailedError, PoolEndedError, SecretUnavailableError } from '../../../lambda/shared/errors';
+import {
+  AuthenticationFailedError,
+  CredentialRejectedError,
+  PoolEndedError,
+  SecretUnavailableError,
+} from '../../../lambda/shared/errors';
 import { LOADED_GENERATION } from '../../../lambda/shared/metric-contract';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { consumerWorld, queryLoad, tlsOptions, until, type ConsumerWorld } from './fixtures';
@@ -20,14 +25,15 @@ function track(pool: RotatingPgPool): RotatingPgPool {
   return pool;
 }
 
-async function world(prefix: string): Promise<ConsumerWorld> {
-  const w = await consumerWorld(prefix);
+async function world(prefix: string, options: { viaProxy?: boolean } = {}): Promise<ConsumerWorld> {
+  const w = await consumerWorld(prefix, options);
   worlds.push(w);
   return w;
 }
 
 afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => (p.ending ? undefined : p.end())));
+  await Promise.all(worlds.map((w) => w.proxy?.close()));
 });
 
 afterAll(() => {
@@ -312,6 +318,59 @@ describe('Class: RotatingPgPool', () => {
       // One refresh: it brought no other credential, so retrying again would be pointless
       expect(w.sm).toHaveReceivedCommandTimes(DescribeSecretCommand, 1);
       expect(pool.totalCount).toBe(0);
+    });
+
+    it('fails fast after a rejection: a burst of queries on a revoked credential makes at most `max` logins, then recovers once the secret holds a valid one', async () => {
+      // Prepare: the credential is loaded, no connection is open, and every login goes through a counting proxy
+      const w = await world('cpool_failfast', { viaProxy: true });
+      const max = 4;
+      const pool = track(
+        new RotatingPgPool({
+          source: new SecretsManagerSource({ secretId: w.secretArn }),
+          max,
+          // The background refresh keeps reading the secret; it finds the same credential until the secret changes.
+          refresh: { ttlMs: 200, jitter: 0 },
+          // Longer than the burst on any machine, so the bound below cannot depend on speed.
+          authFailureBackoffMs: 60_000,
+          ...tlsOptions(w),
+        }),
+      );
+      await pool.ready();
+      const valid = await w.changePassword(w.first.username, 2); // generation 1 is revoked in the database
+      const loginsBefore = w.proxy!.connections;
+      // Act 1: 8 loops of 25 queries each
+      const errors: unknown[] = [];
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < 25; i++) await pool.query('SELECT 1').catch((e: unknown) => errors.push(e));
+        }),
+      );
+      const burstLogins = w.proxy!.connections - loginsBefore;
+      errorsSeen.push(...errors);
+      // Act 2: the secret now holds the valid credential; the next refresh adopts it
+      w.putCurrent(valid);
+      await until('a query to succeed again', () => pool.query('SELECT 1').then(() => true, () => false));
+      const user = await currentUser(pool);
+      // Assess: only the first wave of connects logged in; every query failed, with a typed error
+      expect(burstLogins).toBeGreaterThanOrEqual(1);
+      expect(burstLogins).toBeLessThanOrEqual(max);
+      expect(errors).toHaveLength(200);
+      expect(errors.every((e) => e instanceof CredentialRejectedError && e.code === '28P01')).toBe(true);
+      const rejected = errors as CredentialRejectedError[];
+      const attempted = rejected.filter((e) => e.loginAttempted);
+      expect(attempted.length).toBe(burstLogins);
+      const fast = rejected.find((e) => !e.loginAttempted)!;
+      expect(fast).toBeInstanceOf(AuthenticationFailedError);
+      expect(fast).toMatchObject({ secretName: pool.secretName, username: w.first.username, generation: 1 });
+      expect(fast.message).toMatch(
+        new RegExp(
+          `^secret "${pool.secretName}": the credential of user "${w.first.username}" \\(generation 1\\) was rejected by PostgreSQL ` +
+            `at localhost:${w.proxy!.port}/${w.db.dbname} \\(SQLSTATE 28P01\\) \\d+ ms ago; failing fast without a login attempt`,
+        ),
+      );
+      expect(attempted[0].message).toContain(`secret "${pool.secretName}": PostgreSQL rejected the credential of user "${w.first.username}" (generation 1)`);
+      expect(user).toBe(w.first.username);
+      expect(pool.credential?.generation).toBe(2);
     });
   });
 

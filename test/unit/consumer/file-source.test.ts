@@ -1,7 +1,8 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource } from '../../../consumer/file-source';
+import { refreshingSnapshot } from '../../../consumer/refreshing-secret';
 import { InvalidSecretError, SecretUnavailableError } from '../../../lambda/shared/errors';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { secretJson } from './secret-fixtures';
@@ -114,6 +115,117 @@ describe('Class: FileSource', () => {
       await new Promise((r) => setTimeout(r, 50));
       // Assess
       expect(count).toBe(1);
+    });
+  });
+
+  describe('Kubernetes secret volume layout (..data swapped atomically)', () => {
+    /**
+     * What kubelet's atomic writer and the Secrets Store CSI driver do: the files live in a
+     * timestamped directory, `..data` links to it and `secret.json` links to `..data/secret.json`;
+     * an update writes a new timestamped directory, points `..data_tmp` at it, renames `..data_tmp`
+     * over `..data` and deletes the old directory.
+     */
+    function volume(root: string) {
+      let serial = 0;
+      let live: string | undefined;
+      return {
+        path: join(root, 'secret.json'),
+        /** Creates the layout in `root` (which must exist) with a first value. */
+        create(text: string) {
+          live = this.write(text);
+          symlinkSync(live, join(root, '..data'));
+          symlinkSync(join('..data', 'secret.json'), join(root, 'secret.json'));
+        },
+        write(text: string): string {
+          serial++;
+          const dirName = `..2026_11_30_10_00_${String(serial).padStart(2, '0')}.${process.pid}`;
+          mkdirSync(join(root, dirName));
+          writeFileSync(join(root, dirName, 'secret.json'), text);
+          return dirName;
+        },
+        /** One atomic update. */
+        swap(text: string) {
+          const next = this.write(text);
+          symlinkSync(next, join(root, '..data_tmp'));
+          renameSync(join(root, '..data_tmp'), join(root, '..data'));
+          rmSync(join(root, live!), { recursive: true });
+          live = next;
+        },
+      };
+    }
+
+    /** The cache as the pool builds it, with a TTL long enough that only the watcher can explain a pickup. */
+    function cache(path: string) {
+      const secret = refreshingSnapshot(new FileSource({ path, secretName: 'orders-db', debounceMs: 5 }), {
+        ttlMs: 3_600_000,
+        refreshInBackground: false,
+      });
+      stops.push(() => secret.close());
+      return secret;
+    }
+
+    async function sees(secret: ReturnType<typeof cache>, generation: number): Promise<void> {
+      const deadline = Date.now() + 15_000;
+      while (secret.peek()?.current.generation !== generation) {
+        if (Date.now() > deadline) {
+          throw new Error(`generation ${generation} not seen (still ${secret.peek()?.current.generation}): the watcher missed the change`);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+
+    const gen = (generation: number) => secretJson({ ...G1, password: `pw-k8s-${generation}`, generation });
+
+    it('sees each of several ..data swaps in a row through the watcher', async () => {
+      // Prepare
+      const v = volume(dir);
+      v.create(gen(1));
+      const secret = cache(v.path);
+      expect((await secret.get()).current.generation).toBe(1);
+      // Act / Assess: each swap is seen long before the one-hour TTL
+      for (const generation of [2, 3, 4, 5]) {
+        v.swap(gen(generation));
+        await sees(secret, generation);
+      }
+      expect(secret.fetches).toBeGreaterThanOrEqual(5);
+    });
+
+    it('watches the directory again after it is deleted and recreated, then follows ..data swaps in it', async () => {
+      // Prepare
+      const v = volume(dir);
+      v.create(gen(1));
+      const secret = cache(v.path);
+      await secret.get();
+      // Act 1: the volume directory is deleted and recreated (a remount), with a new value
+      rmSync(dir, { recursive: true });
+      mkdirSync(dir);
+      const v2 = volume(dir);
+      v2.create(gen(2));
+      // Assess 1
+      await sees(secret, 2);
+      // Act 2 / Assess 2: later swaps in the new directory are seen too
+      for (const generation of [3, 4]) {
+        v2.swap(gen(generation));
+        await sees(secret, generation);
+      }
+    });
+
+    it('watches the directory again after it is renamed away and replaced', async () => {
+      // Prepare
+      const v = volume(dir);
+      v.create(gen(1));
+      const secret = cache(v.path);
+      await secret.get();
+      // Act
+      renameSync(dir, `${dir}.old`);
+      stops.push(() => rmSync(`${dir}.old`, { recursive: true, force: true }));
+      mkdirSync(dir);
+      const v2 = volume(dir);
+      v2.create(gen(2));
+      await sees(secret, 2);
+      v2.swap(gen(3));
+      // Assess
+      await sees(secret, 3);
     });
   });
 

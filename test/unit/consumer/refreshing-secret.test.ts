@@ -1,5 +1,5 @@
 import { RefreshingSecret } from '../../../consumer/refreshing-secret';
-import { SecretUnavailableError } from '../../../lambda/shared/errors';
+import { SecretFetchTimeoutError, SecretUnavailableError } from '../../../lambda/shared/errors';
 import { deferred } from './secret-fixtures';
 
 /** A hand-driven monotonic clock. */
@@ -358,6 +358,71 @@ describe('Class: RefreshingSecret', () => {
     });
   });
 
+  describe('Option: fetchTimeoutMs', () => {
+    it('counts a fetch that never settles as a failure after fetchTimeoutMs, cancels it, and lets the next fetch start', async () => {
+      // Prepare: the first fetch answers, the next ones hang until told otherwise
+      const clock = fakeClock();
+      const signals: AbortSignal[] = [];
+      let hang = false;
+      const secret = new RefreshingSecret<string>({
+        fetch: (_previous, signal) => {
+          signals.push(signal);
+          return hang ? new Promise<string>(() => undefined) : Promise.resolve(`v${signals.length}`);
+        },
+        fetchTimeoutMs: 20,
+        jitter: 0,
+        clock: clock.now,
+        refreshInBackground: false,
+        label: 'secret "app-db"',
+      });
+      await secret.get();
+      hang = true;
+      const failures: { error: Error; servingLastGood: boolean }[] = [];
+      secret.on('reloadFailure', (error, info) => failures.push({ error, servingLastGood: info.servingLastGood }));
+      // Act
+      const first = await secret.refreshNow().catch((e: unknown) => e);
+      const second = await secret.refreshNow().catch((e: unknown) => e);
+      hang = false;
+      const recovered = await secret.refreshNow();
+      // Assess
+      expect(first).toBeInstanceOf(SecretFetchTimeoutError);
+      expect((first as Error).message).toBe(
+        'secret "app-db": the fetch did not finish within 20 ms (fetchTimeoutMs); it was cancelled and counts as a failed refresh',
+      );
+      expect(second).toBeInstanceOf(SecretFetchTimeoutError);
+      expect(signals.map((s) => s.aborted)).toEqual([false, true, true, false]);
+      expect(signals[1].reason).toBe(first);
+      expect(failures).toEqual([
+        { error: first, servingLastGood: true },
+        { error: second, servingLastGood: true },
+      ]);
+      expect(recovered).toBe('v4');
+      expect(secret.consecutiveFailures).toBe(0);
+    });
+
+    it('cancels the fetch in flight on close(), without reporting a failure', async () => {
+      // Prepare
+      let signal: AbortSignal | undefined;
+      const secret = new RefreshingSecret<string>({
+        fetch: (_previous, s) => {
+          signal = s;
+          return new Promise<string>((_, reject) => s.addEventListener('abort', () => reject(new Error('aborted'))));
+        },
+        refreshInBackground: false,
+      });
+      const failures: Error[] = [];
+      secret.on('reloadFailure', (e) => failures.push(e));
+      const loading = secret.get().catch((e: unknown) => e);
+      // Act
+      secret.close();
+      const err = await loading;
+      // Assess
+      expect(signal?.aborted).toBe(true);
+      expect(err).toBeInstanceOf(SecretUnavailableError);
+      expect(failures).toEqual([]);
+    });
+  });
+
   describe('Constructor', () => {
     it('rejects a TTL or jitter out of range, naming the value received', () => {
       // Prepare
@@ -366,6 +431,7 @@ describe('Class: RefreshingSecret', () => {
       expect(() => new RefreshingSecret({ fetch, ttlMs: 0 })).toThrow(/ttlMs must be a positive number of milliseconds, got 0/);
       expect(() => new RefreshingSecret({ fetch, jitter: 1 })).toThrow(/jitter must be at least 0 and below 1, got 1/);
       expect(() => new RefreshingSecret({ fetch, backoffBaseMs: 10, backoffMaxMs: 5 })).toThrow(/got 5 < 10/);
+      expect(() => new RefreshingSecret({ fetch, fetchTimeoutMs: 0 })).toThrow(/fetchTimeoutMs must be a positive number of milliseconds, got 0/);
     });
   });
 });
