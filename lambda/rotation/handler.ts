@@ -7,7 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ConvergeError, ConvergencePendingError } from '../shared/errors';
+import { ConvergeError, ConvergencePendingError, RotationStateError } from '../shared/errors';
 import {
   GATE_HOLD_ERRORS,
   ROTATION_STEP_FAILURES,
@@ -125,16 +125,31 @@ export async function runStep(
   }
 }
 
-function isConvergeEvent<K extends 'redrive' | 'check'>(
+/** The kinds of converge's own events (EventBridge rules and the CLI send them). */
+const CONVERGE_EVENTS = ['redrive', 'check'] as const;
+
+/**
+ * Whether `event` is converge's own event of `kind`. An event with a `converge` field that is not a
+ * well-formed converge event is refused with a {@link RotationStateError} naming the field, rather
+ * than being read as a Secrets Manager step.
+ */
+function isConvergeEvent<K extends (typeof CONVERGE_EVENTS)[number]>(
   event: unknown,
   kind: K,
 ): event is K extends 'redrive' ? RedriveEvent : CheckEvent {
-  return (
-    typeof event === 'object' &&
-    event !== null &&
-    (event as { converge?: unknown }).converge === kind &&
-    typeof (event as { SecretId?: unknown }).SecretId === 'string'
-  );
+  if (typeof event !== 'object' || event === null || !('converge' in event)) return false;
+  const e = event as { converge?: unknown; SecretId?: unknown };
+  if (!(CONVERGE_EVENTS as readonly unknown[]).includes(e.converge)) {
+    throw new RotationStateError(
+      `converge event field "converge" must be one of ${CONVERGE_EVENTS.join(', ')}, got ${JSON.stringify(e.converge)}`,
+    );
+  }
+  if (typeof e.SecretId !== 'string' || e.SecretId.length === 0) {
+    throw new RotationStateError(
+      `converge ${String(e.converge)} event field "SecretId" must be a non-empty string`,
+    );
+  }
+  return e.converge === kind;
 }
 
 /** The handler Lambda invokes. */

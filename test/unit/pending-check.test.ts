@@ -73,4 +73,29 @@ describe('the pending check', () => {
       message: expect.stringMatching(/ListSecretVersionIds failed: ResourceNotFoundException/),
     });
   });
+
+  test.each([
+    [{ converge: 'check' }, /converge check event field "SecretId" must be a non-empty string/],
+    [{ converge: 'check', SecretId: '' }, /"SecretId" must be a non-empty string/],
+    [{ converge: 'check', SecretId: 42 }, /"SecretId" must be a non-empty string/],
+    [
+      { converge: 'purge', SecretId: 'x' },
+      /field "converge" must be one of redrive, check, got "purge"/,
+    ],
+    [{ converge: null }, /field "converge" must be one of redrive, check, got null/],
+  ])(
+    'a malformed converge event %j is refused with a typed error, and nothing is read or written',
+    async (event, message) => {
+      // GIVEN
+      const { handler } = setup(0);
+      sm.resetHistory();
+
+      // WHEN / THEN
+      await expect(handler(event as never)).rejects.toMatchObject({
+        name: 'RotationStateError',
+        message: expect.stringMatching(message),
+      });
+      expect(sm.calls()).toHaveLength(0);
+    },
+  );
 });
