@@ -39,6 +39,7 @@ import { ConvergeExampleStack, exampleSettingsFromContext } from '../../lib';
 import { CDK_JSON_CONTEXT } from '../cdk/fixtures';
 import { expectNoSecretsInOutput } from '../support/captured-output';
 import { tlsServer, uniqueTag } from '../support/database';
+import { evaluate, intrinsic, only, resources, type Json } from '../support/template';
 import { VirtualClock } from './gates/fleet';
 
 /** The stack id bin/app.ts uses (the secret names derive from it). */
@@ -50,8 +51,6 @@ const LOCAL_INSTANCE_ID = 'convergeexample-database-local';
 /** The example's default schedule rotates weekly; the clock moves on by that much between rotations. */
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 
-type Json = Record<string, unknown>;
-
 /** The example app exactly as `cdk synth` builds it (bin/app.ts), without bundling the function. */
 function synthesizeExample(): Json {
   const app = new App({ context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
@@ -59,63 +58,6 @@ function synthesizeExample(): Json {
     settings: exampleSettingsFromContext(app.node),
   });
   return Template.fromStack(stack).toJSON() as Json;
-}
-
-function resources(template: Json, type: string): Array<[string, Json]> {
-  return Object.entries(template.Resources as Record<string, Json>)
-    .filter(([, r]) => r.Type === type)
-    .map(([id, r]) => [id, (r.Properties ?? {}) as Json]);
-}
-
-function only<T>(found: T[], what: string): T {
-  if (found.length !== 1)
-    throw new Error(`expected exactly one ${what} in the example template, found ${found.length}`);
-  return found[0];
-}
-
-/**
- * Evaluates the intrinsic functions CDK writes around names and ARNs (Ref, Fn::Join, Fn::Select,
- * Fn::Split), with the local value of each referenced resource. Anything else is an error: the test
- * must not guess a value the deployed function would get differently.
- */
-function evaluate(value: unknown, refs: Readonly<Record<string, string>>): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number') return String(value);
-  const [fn, arg] = intrinsic(value);
-  switch (fn) {
-    case 'Ref': {
-      const ref = refs[arg as string];
-      if (ref === undefined) throw new Error(`no local value for { Ref: ${String(arg)} }`);
-      return ref;
-    }
-    case 'Fn::Join': {
-      const [separator, parts] = arg as [string, unknown[]];
-      return parts.map((p) => evaluate(p, refs)).join(separator);
-    }
-    case 'Fn::Select': {
-      const [index, list] = arg as [number, unknown];
-      const items = evaluateList(list, refs);
-      if (index >= items.length)
-        throw new Error(`Fn::Select ${index} of a ${items.length}-element list`);
-      return items[index];
-    }
-    default:
-      throw new Error(`cannot evaluate ${fn} locally`);
-  }
-}
-
-function evaluateList(value: unknown, refs: Readonly<Record<string, string>>): string[] {
-  if (Array.isArray(value)) return value.map((v) => evaluate(v, refs));
-  const [fn, arg] = intrinsic(value);
-  if (fn !== 'Fn::Split') throw new Error(`cannot evaluate ${fn} to a list locally`);
-  const [separator, source] = arg as [string, unknown];
-  return evaluate(source, refs).split(separator);
-}
-
-function intrinsic(value: unknown): [string, unknown] {
-  const entries = value && typeof value === 'object' ? Object.entries(value) : [];
-  if (entries.length !== 1) throw new Error(`not an intrinsic function: ${JSON.stringify(value)}`);
-  return entries[0];
 }
 
 /** Every SecretName dimension value of every alarm in the template, evaluated with `refs`. */

@@ -20,6 +20,7 @@ import type { Clock } from '../../../lambda/rotation/context';
 import { ConvergeRotation, type ConsumerOptions } from '../../../lib';
 import { fixture } from '../../cdk/fixtures';
 import { createRotationHarness, type RotationHarness } from '../../support/rotation-harness';
+import { only, resolveIntrinsics, resources, type Json } from '../../support/template';
 
 const FUNCTION_NAME = 'converge-rotation';
 const FUNCTION_ARN = `arn:aws:lambda:us-east-1:123456789012:function:${FUNCTION_NAME}`;
@@ -54,42 +55,27 @@ function deploy(h: RotationHarness, consumers: ConsumerOptions[] = []): Deployed
     consumers,
     gate: { maxWait: Duration.minutes(10), stuckAfter: Duration.hours(1) },
   });
-  const template = Template.fromStack(f.stack);
-  const only = (
-    type: string,
-    pick: (p: Record<string, unknown>) => boolean,
-  ): [string, Record<string, unknown>] => {
-    const found = Object.entries(template.findResources(type)).filter(([, r]) =>
-      pick((r as { Properties: Record<string, unknown> }).Properties),
-    );
-    if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
-    return [found[0][0], (found[0][1] as { Properties: Record<string, unknown> }).Properties];
-  };
-  const [fnId] = only('AWS::Lambda::Function', () => true);
-  const [failureRuleId] = only('AWS::Events::Rule', (p) =>
-    JSON.stringify(p.EventPattern ?? {}).includes('RotationFailed'),
+  const template = Template.fromStack(f.stack).toJSON() as Json;
+  const [fnId] = only(resources(template, 'AWS::Lambda::Function'), 'rotation function');
+  const rules = resources(template, 'AWS::Events::Rule');
+  const [failureRuleId] = only(
+    rules.filter(([, p]) => JSON.stringify(p.EventPattern ?? {}).includes('RotationFailed')),
+    'failure events rule',
   );
-  const refs: Record<string, string> = {
-    [fnId]: FUNCTION_NAME,
-    [failureRuleId]: FAILURE_RULE_NAME,
-  };
-  const resolve = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(resolve);
-    if (v && typeof v === 'object') {
-      const o = v as Record<string, unknown>;
-      if (typeof o.Ref === 'string') {
-        if (!(o.Ref in refs)) throw new Error(`unresolved reference ${o.Ref}`);
-        return refs[o.Ref];
-      }
-      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
-    }
-    return v;
-  };
+  const refs = { [fnId]: FUNCTION_NAME, [failureRuleId]: FAILURE_RULE_NAME };
+  const alarms = resources(template, 'AWS::CloudWatch::Alarm');
   const alarm = (text: string) =>
-    resolve(
-      only('AWS::CloudWatch::Alarm', (p) => String(p.AlarmDescription).includes(text))[1],
+    resolveIntrinsics(
+      only(
+        alarms.filter(([, p]) => String(p.AlarmDescription).includes(text)),
+        `alarm "${text}"`,
+      )[1],
+      refs,
     ) as AlarmDefinition;
-  const [, checkRule] = only('AWS::Events::Rule', (p) => p.ScheduleExpression !== undefined);
+  const [, checkRule] = only(
+    rules.filter(([, p]) => p.ScheduleExpression !== undefined),
+    'schedule rule',
+  );
   expect(checkRule.ScheduleExpression).toBe('rate(5 minutes)');
   return {
     stuck: alarm('has been pending for more than'),
