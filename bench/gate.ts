@@ -12,8 +12,8 @@
  *
  * GetMetricData is billed per metric requested (each MetricDataQuery), and each call holds at most
  * 500 queries, so the figures that matter are the calls and the queries per evaluation; the
- * "two statistics" row shows what reading Minimum and SampleCount per consumer (DESIGN.md section
- * 5 as first written) would cost the promotion gate instead.
+ * "two statistics" row shows what reading Minimum and SampleCount per consumer (the contract's
+ * first form) would cost the promotion gate instead.
  *
  * Run: npx tsx bench/gate.ts
  */

@@ -1,5 +1,5 @@
 /**
- * The consumer half of the metric contract (DESIGN.md section 5): every process reports, each
+ * The consumer half of the metric contract (README.md, "The metric contract"): every process reports, each
  * period and at once when its credential changes, the generation it uses for new connections
  * (`LoadedGeneration`), how many secret reloads failed since its last report (`ReloadFailures`)
  * and the age of its oldest open connection (`PoolAgeSecondsMax`), with exactly the dimensions

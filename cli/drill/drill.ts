@@ -1,5 +1,5 @@
 /**
- * The local rotation drill (DESIGN.md 9): a real PostgreSQL, N consumers (real RotatingPgPools,
+ * The local rotation drill (README.md, "The drill"): a real PostgreSQL, N consumers (real RotatingPgPools,
  * mixed refresh modes) issuing queries continuously and reporting their generation, and K
  * rotations through the real rotation handler with both gates on. It measures what a platform
  * team must know: how long each step takes, how long until promotion, how long until every

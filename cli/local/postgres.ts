@@ -350,7 +350,7 @@ async function importEmbeddedPostgres(major: PostgresMajor): Promise<EmbeddedPos
 }
 
 /**
- * The JSON fields of the secrets for a provisioned database, as DESIGN.md section 3 describes
+ * The JSON fields of the secrets for a provisioned database, as README.md ("The secret") describes
  * them: `master` for the master secret, `app(masterArn)` for the rotated application secret.
  * The host is `localhost`, which the local server certificate names, so `verify-full` holds.
  *

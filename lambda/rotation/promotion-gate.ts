@@ -1,5 +1,5 @@
 /**
- * Promotion gate (DESIGN.md 4.4): finishSecret calls {@link promotionGate} before it moves
+ * Promotion gate: finishSecret calls {@link promotionGate} before it moves
  * AWSCURRENT. It returns when every registered `live` consumer reports the pending generation with
  * fresh data (and, with replica regions, when replication is InSync), and throws
  * ConvergencePendingError otherwise, with no side effects on the secret.

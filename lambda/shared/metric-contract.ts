@@ -1,5 +1,5 @@
 /**
- * The metric contract (DESIGN.md section 5), one definition for the consumer reporter, the gates,
+ * The metric contract (README.md, "The metric contract"), one definition for the consumer reporter, the gates,
  * the CDK alarm/dashboard and the CLI.
  */
 

@@ -1,5 +1,5 @@
 /**
- * The consumer registry (DESIGN.md 4.6): which consumers use a secret and how they refresh. It is
+ * The consumer registry (docs/deploy.md, "Register consumers"): which consumers use a secret and how they refresh. It is
  * declared in the CDK construct, reaches the rotation function as JSON configuration
  * (`CONVERGE_CONSUMERS`), is shown by the CLI, and is the blast-radius inventory.
  */

@@ -1,6 +1,6 @@
 /**
  * The secret model shared by the rotation function, the consumer library and the CLI
- * (DESIGN.md section 3). Parsing never echoes a value back: errors name the field only.
+ * (README.md, "The secret"). Parsing never echoes a value back: errors name the field only.
  */
 import { InvalidSecretError } from './errors';
 

@@ -1,6 +1,6 @@
 /**
  * The converge rotation of one PostgreSQL secret: our TypeScript rotation function and everything
- * around it (DESIGN.md 7). Added next to an `rds.DatabaseInstance` or `DatabaseCluster`, or an
+ * around it (docs/deploy.md). Added next to an `rds.DatabaseInstance` or `DatabaseCluster`, or an
  * imported database and secrets.
  *
  * Unlike aws-cdk-lib's hosted rotation (a pinned Python application from the Serverless
@@ -51,7 +51,7 @@ export const TIMEOUT_MARGIN_SECONDS = 60;
 /** Lambda's longest timeout. */
 const MAX_LAMBDA_TIMEOUT = Duration.minutes(15);
 
-/** One application that uses the rotated secret (DESIGN.md 4.6). */
+/** One application that uses the rotated secret (lambda/shared/registry.ts). */
 export interface ConsumerOptions {
   /** Unique name: the `Consumer` dimension of the metrics it reports. */
   readonly name: string;
@@ -69,7 +69,7 @@ export interface ConsumerOptions {
   readonly maxStaleness?: Duration;
 }
 
-/** The promotion gate's timing (DESIGN.md 4.4). */
+/** The promotion gate's timing (lambda/rotation/promotion-gate.ts). */
 export interface ConvergenceGateOptions {
   /**
    * How long finishSecret polls CloudWatch within one invocation before it gives up with
@@ -257,7 +257,7 @@ export interface ConvergeRotationOptions {
 
 export interface ConvergeRotationProps extends ConvergeRotationOptions {
   /**
-   * The secret to rotate (DESIGN.md 3: engine, host, port, username, password, dbname, masterarn).
+   * The secret to rotate (README.md, "The secret": engine, host, port, username, password, dbname, masterarn).
    * One ConvergeRotation per secret in an app. Its `encryptionKey`, if any, must be a KMS key, not
    * an alias.
    */

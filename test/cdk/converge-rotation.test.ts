@@ -39,7 +39,7 @@ import {
   DESCRIBE_DATABASE_MEMBERS,
 } from './fixtures';
 
-/** Actions that may have a `*` resource (DESIGN.md 7): none of them supports resource-level permissions. */
+/** Actions that may have a `*` resource: none of them supports resource-level permissions. */
 const STAR_ALLOWED = new Set<string>([
   'secretsmanager:GetRandomPassword',
   'cloudwatch:GetMetricData',
