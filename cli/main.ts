@@ -156,6 +156,32 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     });
 
   program
+    .command('blast-radius')
+    .description('what a rotation must wait for: consumers by mode, reports, processes and connection ages, the overlap it needs, warnings')
+    .argument('<secret>', 'secret name or ARN')
+    .option('--json', 'machine-readable output')
+    .option('--consumers <json>', 'consumer registry as JSON (default: read from the rotation function)')
+    .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
+    .option('--sessions', 'read the open sessions of the user and its alternate (connects to the database as the master)')
+    .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
+    .option('--refresh <seconds>', 'how often live consumers refresh the secret (default 60, the consumer library\'s TTL)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'converge.invalidNumber', `--refresh: expected a positive integer, got "${v}"`);
+      return n;
+    })
+    .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; refresh?: number }) => {
+      const { blastRadius, formatBlastRadius } = await import('./commands/blast-radius');
+      const r = await blastRadius(aws(program.opts().region), secret, {
+        consumers: o.consumers,
+        namespace: o.namespace,
+        sessions: o.sessions,
+        caBundlePath: o.caBundle,
+        refreshSeconds: o.refresh,
+      });
+      print(o.json ?? false, r, formatBlastRadius(r));
+    });
+
+  program
     .command('drill')
     .description('a full local rotation drill under load: embedded PostgreSQL, local AWS models, real handler and gates')
     .option('--consumers <n>', 'consumer processes issuing queries', toInt, 4)
