@@ -11,7 +11,9 @@
  * `B_c`, the CloudWatch bucket its reports are read in (`periodForStaleness`, lambda/shared/metric-contract.ts).
  * Observed: `R_c`, its report interval (the median gap between its data points; `REPORT_PERIOD_SECONDS`
  * assumed when fewer than two were seen), and `L_c`, its connection lifetime (the oldest of its open
- * sessions, `now - backend_start`, or the largest `PoolAgeSecondsMax` it reported, whichever is larger).
+ * sessions, `now - backend_start`, or the largest `PoolAgeSecondsMax` it reported, whichever is larger;
+ * PostgreSQL shows `backend_start` of another user's session only to a role with that user's
+ * privileges or those of `pg_read_all_stats`).
  * Assumed: `F`, how often a live consumer refreshes the secret (the consumer library's default TTL,
  * 60 s, unless given).
  *
@@ -173,6 +175,7 @@ export type WarningCode =
   | 'unattributed-sessions'
   | 'unregistered-consumer'
   | 'connection-lifetime-unobserved'
+  | 'connection-ages-hidden'
   | 'gate-wait'
   | 'rotation-interval';
 
@@ -504,6 +507,15 @@ function warningsFor(x: {
       code: 'connection-lifetime-unobserved',
       message:
         'no connection age was observed (no PoolAgeSecondsMax reports; pass --sessions to read backend_start): the connection lifetime term counts 0',
+    });
+  }
+  const hidden = (input.sessions ?? []).filter((s) => s.backendStart === null).length;
+  if (hidden > 0) {
+    w.push({
+      code: 'connection-ages-hidden',
+      message:
+        `the master sees ${hidden} session(s) without backend_start (PostgreSQL shows it only to roles with the privileges of the session's user ` +
+        'or of pg_read_all_stats): grant the master pg_read_all_stats to see connection ages',
     });
   }
   if (x.promotionVia === 're-drive') {

@@ -307,6 +307,35 @@ describe('Function: computeBlastRadius', () => {
     expect(r.warnings.map((w) => w.code)).toEqual(['no-consumers']);
   });
 
+  it('when the master cannot see backend_start, says how to see connection ages and falls back to the pool metric', () => {
+    // Prepare: orders-api's sessions as a master without pg_read_all_stats sees them
+    const hidden = (s: ObservedSession): ObservedSession => ({
+      ...s,
+      backendStart: null,
+      clientAddr: null,
+    });
+    const sessions = fixture()
+      .sessions!.filter((s) => s.applicationName.startsWith('cv1:orders-api'))
+      .map(hidden);
+    // Act
+    const r = computeBlastRadius(fixture({ sessions }));
+    // Assess: 3 sessions without backend_start; orders-api's lifetime is its PoolAgeSecondsMax, 900
+    expect(r.warnings.find((w) => w.code === 'connection-ages-hidden')!.message).toMatch(
+      /^the master sees 3 session\(s\) without backend_start .*grant the master pg_read_all_stats/,
+    );
+    expect(r.overlap.terms.connectionLifetime).toEqual({
+      seconds: 900,
+      consumer: 'orders-api',
+      observed: true,
+    });
+    expect(
+      r.consumers[0].processes!.map((p) => [p.host, p.sessions, p.connectionAgeSeconds]),
+    ).toEqual([
+      ['host-a', 2, undefined],
+      ['host-b', 1, undefined],
+    ]);
+  });
+
   it('when CloudWatch could not be read, says so instead of calling every consumer silent', () => {
     // Act
     const r = computeBlastRadius(fixture({ series: undefined }));
