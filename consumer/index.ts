@@ -10,9 +10,18 @@
  *   caBundlePath: '/etc/ssl/rds-global-bundle.pem',
  * });
  * await pool.ready();
+ * // The reporter also tells the pool its consumer name: every connection is then named
+ * // `cv1:orders-api:<generation>:<host>:<pid>` in pg_stat_activity (lambda/shared/application-name.ts).
  * new GenerationReporter({ subject: pool, consumer: 'orders-api' }).start();
  * await pool.query('SELECT 1');
  */
+export {
+  APPLICATION_NAME_VERSION,
+  MAX_APPLICATION_NAME_BYTES,
+  formatApplicationName,
+  parseApplicationName,
+} from '../lambda/shared/application-name';
+export type { SessionAttribution } from '../lambda/shared/application-name';
 export { CredentialAdoption, PENDING_RETRY_BASE_MS, PENDING_RETRY_MAX_MS } from './credential-adoption';
 export type {
   CredentialAdoptionEvents,

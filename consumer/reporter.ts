@@ -346,6 +346,11 @@ export interface ReportSubject {
   poolAgeSecondsMax?(): number;
   /** Subscribes to credential changes; returns the unsubscribe function. */
   onGenerationChange?(listener: () => void): () => void;
+  /**
+   * Learns the consumer name, to attribute the sessions it opens (RotatingPgPool names them
+   * `cv1:<consumer>:<generation>:<host>:<pid>`, see lambda/shared/application-name.ts).
+   */
+  attributeTo?(consumer: string): void;
 }
 
 /** Options of {@link GenerationReporter}. */
@@ -424,6 +429,8 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
     }
     this.subject = options.subject;
     this.consumer = options.consumer;
+    // The pool names its connections after the consumer it is reported as (unless told otherwise).
+    this.subject.attributeTo?.(options.consumer);
     this.sink = options.sink ?? new EmfSink();
     this.periodMs = period * 1000;
     this.reportOnChange = options.reportOnChange ?? true;

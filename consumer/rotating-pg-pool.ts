@@ -19,13 +19,21 @@
  *   attempt, for `authFailureBackoffMs` ({@link CredentialRejectedError}): a revoked credential costs
  *   about one failed login per period, not one per query.
  *
+ * - Every connection it opens is named in `pg_stat_activity` once the pool knows its consumer name
+ *   (the `consumer` option, or the {@link GenerationReporter} that reports it): application_name
+ *   `cv1:<consumer>:<generation>:<host>:<pid>` (lambda/shared/application-name.ts), with the
+ *   generation of the credential that connection logged in with.
+ *
  * Errors never contain a password: connect failures are typed by {@link classifyConnectError}.
  */
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
+  Client,
   DatabaseError,
   Pool,
+  type ClientConfig,
   type PoolClient,
   type PoolConfig,
   type QueryArrayConfig,
@@ -35,6 +43,7 @@ import {
   type QueryResult,
   type QueryResultRow,
 } from 'pg';
+import { formatApplicationName } from '../lambda/shared/application-name';
 import {
   AuthenticationFailedError,
   ConvergeError,
@@ -75,6 +84,17 @@ export type PassThroughPoolConfig = Omit<
 export interface RotatingPgPoolOptions extends ConnectionOptions {
   /** Where the credential comes from: {@link SecretsManagerSource} or {@link FileSource}. */
   readonly source: SecretSource;
+  /**
+   * The consumer's registered name (the `Consumer` dimension of its metrics). While the pool knows
+   * it, every connection it opens has the application_name `cv1:<consumer>:<generation>:<host>:<pid>`
+   * (lambda/shared/application-name.ts), which the revocation guard, emergency rotations and
+   * `converge status --sessions` use to name the consumer and process behind an open session; it
+   * takes precedence over `applicationName`, which then only names connections of a pool that
+   * does not know its consumer.
+   *
+   * @default - the `consumer` of the {@link GenerationReporter} created with this pool as its subject
+   */
+  readonly consumer?: string;
   /**
    * TTL, jitter and backoff of the secret cache.
    *
@@ -155,6 +175,8 @@ export interface PooledConnectionInfo {
   readonly username: string;
   /** Generation of the credential the connection was opened with. */
   readonly generation: number;
+  /** The application_name the connection was opened with (pg_stat_activity.application_name). */
+  readonly applicationName: string;
   readonly ageSeconds: number;
   /** Belongs to an inner pool that is draining after a username change. */
   readonly retired: boolean;
@@ -180,7 +202,14 @@ export interface RotatingPgPoolEvents {
 interface ConnectionRecord {
   readonly username: string;
   readonly generation: number;
+  readonly applicationName: string;
   readonly openedAt: number;
+}
+
+/** What a connection logs in with, fixed when its client is created (see {@link RotatingPgPool.createInner}). */
+interface Opening {
+  readonly credential: SecretVersion;
+  readonly applicationName: string;
 }
 
 interface InnerPool {
@@ -257,6 +286,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private readonly clock: () => number;
   private rejection: Rejection | undefined;
   private readonly pgOptions: PassThroughPoolConfig;
+  private consumerName: string | undefined;
 
   private active: InnerPool | undefined;
   /**
@@ -286,6 +316,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     this.clock = options.refresh?.clock ?? (() => performance.now());
     this.permits = this.max;
     this.pgOptions = options.pgOptions ?? {};
+    if (options.consumer !== undefined) this.attributeTo(options.consumer);
     this.connectionOptions = {
       caBundlePath: options.caBundlePath,
       connectTimeoutMs: options.connectTimeoutMs,
@@ -433,6 +464,44 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     return this.credentials.credential?.generation;
   }
 
+  /**
+   * The consumer name connections are attributed to (the `consumer` option, or the reporter's), or
+   * undefined while the pool does not know it.
+   */
+  public get consumer(): string | undefined {
+    return this.consumerName;
+  }
+
+  /**
+   * Names the consumer that new connections are attributed to in their application_name, unless
+   * the pool already has one (the `consumer` option wins). {@link GenerationReporter} calls it with
+   * its own `consumer`, so a pool that is reported is attributed without further configuration.
+   *
+   * @throws {@link ConvergeError} when the name is empty
+   *
+   * @example
+   * pool.attributeTo('orders-api');
+   */
+  public attributeTo(consumer: string): void {
+    if (typeof consumer !== 'string' || consumer.length === 0) {
+      throw new ConvergeError(`the consumer name must be a non-empty string, got ${JSON.stringify(consumer)}`);
+    }
+    this.consumerName ??= consumer;
+  }
+
+  /**
+   * The application_name of a connection logging in with a credential of `generation`:
+   * `cv1:<consumer>:<generation>:<host>:<pid>` when the consumer is known, else the
+   * `applicationName` option (undefined: pg-connection.ts's default).
+   *
+   * @example
+   * pool.applicationNameFor(pool.loadedGeneration!); // 'cv1:orders-api:7:ip-10-0-1-23:4242'
+   */
+  public applicationNameFor(generation: number): string | undefined {
+    if (this.consumerName === undefined) return this.connectionOptions.applicationName;
+    return formatApplicationName({ consumer: this.consumerName, generation, host: hostname(), pid: process.pid });
+  }
+
   /** Failed reloads of the secret since the pool was created (the `ReloadFailures` metric counts the increase). */
   public get reloadFailureCount(): number {
     return this.failureCount;
@@ -467,6 +536,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
           processId: (client as unknown as { processID?: number }).processID,
           username: record.username,
           generation: record.generation,
+          applicationName: record.applicationName,
           ageSeconds: (now - record.openedAt) / 1000,
           retired: inner.retired,
         });
@@ -719,11 +789,24 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
       connections: new Map(),
       pool: undefined as unknown as Pool,
     };
+    // pg-pool creates one client per connection it opens: the credential is read then (so a
+    // password-only rotation needs no new pool), and the application_name is made from that same
+    // credential's generation, so pg_stat_activity names the generation the connection logged in with.
+    const openings = new WeakMap<object, Opening>();
+    const nameFor = (generation: number) => this.applicationNameFor(generation);
+    const Base = (this.pgOptions.Client ?? Client) as unknown as new (config: ClientConfig) => Client;
+    class AttributedClient extends Base {
+      public constructor(config: ClientConfig) {
+        const used = inner.credential;
+        const applicationName = nameFor(used.generation) ?? base.application_name ?? '';
+        super({ ...config, password: () => used.password, application_name: applicationName });
+        openings.set(this, { credential: used, applicationName });
+      }
+    }
     const pool = new Pool({
       ...this.pgOptions,
       ...base,
-      // Read when a connection opens, so a password-only rotation needs no new pool.
-      password: () => inner.credential.password,
+      Client: AttributedClient as unknown as new () => Client,
       max: this.max,
       idleTimeoutMillis: this.idleTimeoutMillis,
       maxLifetimeSeconds: this.maxLifetimeSeconds,
@@ -732,9 +815,11 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     pool.on('connect', (client) => {
       // A login with the rejected credential worked after all (fixed in the database): stop failing fast.
       if (this.rejection?.credential.versionId === inner.credential.versionId) this.rejection = undefined;
+      const opening = openings.get(client);
       inner.connections.set(client, {
         username: credential.username,
-        generation: inner.credential.generation,
+        generation: opening?.credential.generation ?? inner.credential.generation,
+        applicationName: opening?.applicationName ?? base.application_name ?? '',
         openedAt: performance.now(),
       });
       this.emit('connect', client);
@@ -820,7 +905,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private async validate(candidate: SecretVersion): Promise<void> {
     const key = identityKey(candidate);
     if (this.endCalled || this.active?.key === key) {
-      await withClient(targetOf(candidate), candidate, this.connectionOptions, (client) => client.query('SELECT 1'));
+      const options = { ...this.connectionOptions, applicationName: this.applicationNameFor(candidate.generation) };
+      await withClient(targetOf(candidate), candidate, options, (client) => client.query('SELECT 1'));
       return;
     }
     const inner = this.createInner(candidate, key);
