@@ -97,12 +97,7 @@ describe('CLI: converge blast-radius', () => {
     // orders-api's pool holds two connections, named after the consumer
     pool = new RotatingPgPool({
       source: new SecretsManagerSource({ secretId: h.secretArn, includePending: true }),
-      applicationName: formatApplicationName({
-        consumer: 'orders-api',
-        generation: 0,
-        host: hostname(),
-        pid: process.pid,
-      }), // the cv1 form (lambda/shared/application-name.ts)
+      consumer: 'orders-api', // names its connections cv1:orders-api:<generation>:<host>:<pid>
       caBundlePath: h.config.caBundlePath,
       max: 4,
     });
