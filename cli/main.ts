@@ -170,7 +170,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return n;
     })
     .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; refresh?: number }) => {
-      const { blastRadius, formatBlastRadius } = await import('./commands/blast-radius');
+      // Loaded only when it runs; require(), as for the drill, so it also loads under bin.js's CommonJS-only tsx hook.
+      const { blastRadius, formatBlastRadius } = require('./commands/blast-radius') as typeof import('./commands/blast-radius');
       const r = await blastRadius(aws(program.opts().region), secret, {
         consumers: o.consumers,
         namespace: o.namespace,
