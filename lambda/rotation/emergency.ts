@@ -4,7 +4,9 @@
  * In a suspected compromise the leaked credential is normally AWSCURRENT. Once finishSecret has
  * moved AWSCURRENT to the new version, the user of the formerly current version (now AWSPREVIOUS)
  * gets a random password that nobody stores and every one of its sessions is terminated, on every
- * member of the database, each logged (pid, application_name, client address). The role keeps LOGIN
+ * member of the database, each logged by who opened it (consumer, host, pid and generation from the
+ * consumer library's application_name, or unattributed with its application_name and client
+ * address; gates/session-groups.ts). The role keeps LOGIN
  * and its memberships; the next rotation makes it the pending user again as usual.
  *
  * The revocation is owed from the moment of promotion until it is confirmed: the emergency tag (its
@@ -26,7 +28,7 @@ import { emitFunctionMetric } from './function-metrics';
 import { sessionScopeFor } from './gates/session-scope';
 import { loadMaster } from './master-secret';
 import { TAG_EMERGENCY, tagValue } from './overrides';
-import { describeSession } from './revocation-guard';
+import { describeEvery, describeSession } from './revocation-guard';
 import { assertNotMorePrivileged, findRole, scramblePassword } from './roles';
 import { assertAlternateOf, readStage } from './secrets';
 
@@ -89,7 +91,8 @@ export async function revokeFormerlyCurrent(ctx: EmergencyScope, token: string):
         emitFunctionMetric(ctx, SESSIONS_TERMINATED, terminated.length, 'Count');
       ctx.logger.warn(
         `EMERGENCY: revoked the formerly current credential of "${former.username}": its password was replaced by one nobody stores ` +
-          `and ${terminated.length} session(s) were terminated`,
+          `and ${terminated.length} session(s) were terminated` +
+          (terminated.length > 0 ? `: ${describeEvery(terminated)}` : ''),
         {
           username: former.username,
           generation: former.generation,

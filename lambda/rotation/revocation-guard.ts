@@ -17,8 +17,13 @@
  * tries to log in with the old password in that short window is refused by design: the consumer
  * evidence and the first count already said nobody uses it.
  *
+ * Sessions are named by who opened them (gates/session-groups.ts): per consumer and process (host,
+ * pid, credential generation) from the consumer library's `cv1` application_name, and the others as
+ * `unattributed` with their application_name and client address. Never their query text.
+ *
  * An emergency rotation (suspected compromise) does not wait: it logs what it overrides, terminates
- * the user's sessions everywhere and logs each one (pid, application_name, client address).
+ * the user's sessions everywhere and logs each one (consumer, host, pid and generation, or
+ * unattributed with application_name and client address).
  */
 import type { Client } from 'pg';
 import { RevocationBlockedError, type StaleConsumer } from '../shared/errors';
@@ -33,6 +38,7 @@ import type { StepContext } from './context';
 import { emitFunctionMetric } from './function-metrics';
 import { decideRevocation, type GateDecision } from './gates/decision';
 import { consumerEvidence } from './gates/evidence';
+import { describeSessionGroups, groupSessions, sessionForLog } from './gates/session-groups';
 import type { ScopedSession, SessionScope } from './gates/session-scope';
 import { loadMaster } from './master-secret';
 import { TAG_EMERGENCY } from './overrides';
@@ -186,12 +192,17 @@ function blocked(
   input: RevocationGuardInput,
   evidence: RevocationEvidence,
 ): RevocationBlockedError {
+  const heldBy =
+    evidence.sessions.length > 0
+      ? describeSessionGroups(groupSessions(evidence.sessions))
+      : undefined;
   ctx.logger.warn(
     'revocation guard: the previous user is still in use; not overwriting its password',
     {
       username: input.username,
       currentGeneration: input.current.generation,
       blocking: evidence.blocking,
+      heldBy,
       sessions: evidence.sessions.map(describeSession),
       evaluationError: evidence.error?.message,
     },
@@ -199,6 +210,7 @@ function blocked(
   return new RevocationBlockedError(input.username, evidence.blocking, evidence.sessions.length, {
     cause: evidence.error,
     sessionDetails: evidence.sessions,
+    sessionSummary: heldBy,
   });
 }
 
@@ -210,22 +222,36 @@ async function terminate(
   const terminated = await input.sessions.terminate(input.username);
   if (terminated.length === 0) return;
   emitFunctionMetric(ctx, SESSIONS_TERMINATED, terminated.length, 'Count');
-  ctx.logger.warn(`${message} (${terminated.length})`, {
+  ctx.logger.warn(`${message} (${terminated.length}): ${describeEvery(terminated)}`, {
     username: input.username,
     terminated: terminated.map(describeSession),
   });
 }
 
-/** What a log line says about a session: never its query text. */
+/**
+ * What a log line says about a session: who opened it (consumer, host, pid, generation) or, when
+ * unattributed, its application_name and client address; its member, database and backend_start.
+ * Never its query text.
+ *
+ * @example
+ * logger.warn('terminated', { terminated: sessions.map(describeSession) });
+ */
 export function describeSession(s: ScopedSession) {
-  return {
-    pid: s.pid,
-    member: s.member,
-    applicationName: s.applicationName,
-    clientAddr: s.clientAddr,
-    database: s.database,
-    backendStart: s.backendStart,
-  };
+  return sessionForLog(s);
+}
+
+/**
+ * One line naming every session (no `...`), grouped by consumer and process: for emergency logs,
+ * which must name each terminated session.
+ *
+ * @example
+ * logger.warn(`terminated: ${describeEvery(terminated)}`);
+ */
+export function describeEvery(sessions: readonly ScopedSession[]): string {
+  return describeSessionGroups(groupSessions(sessions), {
+    processes: Number.POSITIVE_INFINITY,
+    unattributed: Number.POSITIVE_INFINITY,
+  });
 }
 
 /**

@@ -179,13 +179,20 @@ export class RevocationBlockedError extends ConvergeError {
     public readonly username: string,
     public readonly blocking: readonly StaleConsumer[],
     public readonly sessions: number,
-    options?: { cause?: unknown; sessionDetails?: readonly { pid: number; applicationName: string; member?: string }[] },
+    options?: {
+      cause?: unknown;
+      sessionDetails?: readonly { pid: number; applicationName: string; member?: string }[];
+      /** Who holds the sessions, by consumer and process (gates/session-groups.ts); replaces the pid list. */
+      sessionSummary?: string;
+    },
   ) {
     const parts: string[] = [];
     if (blocking.length > 0) {
       parts.push(`consumers not proven off that user (on another generation than the current one, silent, or unverified): ${blocking.map(describeStale).join(', ')}`);
     }
-    if (sessions > 0) {
+    if (sessions > 0 && options?.sessionSummary) {
+      parts.push(`${sessions} open session(s) of "${username}": ${options.sessionSummary}`);
+    } else if (sessions > 0) {
       const details = (options?.sessionDetails ?? [])
         .slice(0, 5)
         .map((d) => `pid ${d.pid} ${JSON.stringify(d.applicationName)}${d.member && d.member !== 'primary' ? ` on ${d.member}` : ''}`);
@@ -314,7 +321,10 @@ function describeStale(s: StaleConsumer): string {
     case 'unverified':
       return `${s.consumer} (unverified: CloudWatch could not be read)`;
     case 'ahead':
-      return `${s.consumer} (a process holds generation ${s.lastGeneration}, newer than current (an aborted rotation's credential))`;
+      return (
+        `${s.consumer} (a process still holds generation ${s.lastGeneration}, the credential of an aborted rotation; ` +
+        'not broken: live consumers fall back to AWSCURRENT on their next refresh)'
+      );
     default:
       return `${s.consumer} (last reported generation ${s.lastGeneration})`;
   }

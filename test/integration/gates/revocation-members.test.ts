@@ -244,7 +244,7 @@ describe('Revocation guard members: sessions of the previous user on an Aurora r
     errors.push(err);
     // Assess: blocked by the reader's session, named with its member; the user still logs in
     expect(err).toBeInstanceOf(RevocationBlockedError);
-    expect((err as Error).message).toMatch(new RegExp(`1 open session\\(s\\) of that user in pg_stat_activity \\(pid \\d+ "reader-report" on ${READER}\\)`));
+    expect((err as Error).message).toMatch(new RegExp(`1 open session\\(s\\) of "${original.username}": unattributed 1 \\(pid \\d+ application_name "reader-report"( from [^ )]+)? on ${READER}\\)`));
     await withClient({ host: 'localhost', port: db.server.port, dbname: h.db.dbname, ssl: 'verify-full' }, original, { caBundlePath: db.server.caBundlePath }, (c) =>
       c.query('SELECT 1'),
     );

@@ -140,7 +140,9 @@ describe('Revocation guard: setSecret against a real restart-only consumer and p
     expect((blocked as RevocationBlockedError).blocking).toEqual([]);
     expect((blocked as RevocationBlockedError).sessions).toBe(1);
     expect((blocked as Error).message).toMatch(
-      new RegExp(`^Revocation blocked for user "${original.username}": 1 open session\\(s\\) of that user in pg_stat_activity \\(pid \\d+ "unregistered-script"\\)$`),
+      new RegExp(
+        `^Revocation blocked for user "${original.username}": 1 open session\\(s\\) of "${original.username}": unattributed 1 \\(pid \\d+ application_name "unregistered-script"( from \\S+)?\\)$`,
+      ),
     );
     // Act: the script ends; the same rotation retried now proceeds
     await stray.close();

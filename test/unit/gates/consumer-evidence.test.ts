@@ -125,7 +125,7 @@ describe('Gate evidence read from CloudWatch (model)', () => {
       // Assess
       expect(blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
       expect(new RevocationBlockedError('app_clone', blocking, 0).message).toContain(
-        "api (a process holds generation 6, newer than current (an aborted rotation's credential))",
+        "api (a process still holds generation 6, the credential of an aborted rotation; not broken: live consumers fall back to AWSCURRENT on their next refresh)",
       );
       expect(requests()).toHaveLength(1);
       expect(requests()[0].MetricDataQueries).toHaveLength(4);
