@@ -135,8 +135,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       ].join('\n'),
     )
     .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; wait: number | false; json?: boolean }) => {
-      const { rotate } = await import('./commands/rotate');
-      const { RotationWouldBlockError } = await import('../lambda/shared/errors');
+      // Loaded when the command runs (the CLI starts fast). require(), not import(), for the reason
+      // the drill's action gives: bin.js registers tsx's CommonJS hook only.
+      const { rotate } = require('./commands/rotate') as typeof import('./commands/rotate');
+      const { RotationWouldBlockError } = require('../lambda/shared/errors') as typeof import('../lambda/shared/errors');
       const confirm = o.emergency
         ? confirmation({ command: 'rotate --emergency', what: "terminates the previous user's sessions without waiting for consumers", yes: o.yes, terminal, err: io.err })
         : undefined;
