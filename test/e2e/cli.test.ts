@@ -342,8 +342,10 @@ describe('CLI: abort and rotate --emergency say exactly what they change, and as
         `  AWSPENDING removed from version ${stuck}: generation 1 if its createSecret ran (converge:generation tag); 1 is never issued again`,
         `  AWSCURRENT unchanged: version ${current}`,
         '  tags removed: converge:emergency, converge:force-finish',
+        expect.stringMatching(new RegExp(`^  abort recorded: converge:aborted=${stuck} 1 \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$`)),
         '  re-drive: the function answered "nothing-pending"; previous user re-checked by the rotation function: done',
       ]);
+      expect(tag(h, 'converge:aborted')).toMatch(new RegExp(`^${stuck} 1 `));
       expect(readsByCli).toEqual([]);
       expect(tag(h, TAG_FORCE_FINISH)).toBeUndefined();
       expect(tag(h, TAG_EMERGENCY)).toBeUndefined();

@@ -342,13 +342,34 @@ export class World {
     const out: string[] = [];
     const scope = invocationScope(plan, 'operator');
     const run = runScoped(scope, () =>
-      runCli(argv, { out: (t) => out.push(t), err: (t) => out.push(t) }),
+      runCli(argv, { out: (t) => out.push(t), err: (t) => out.push(t), clock: this.operatorClock }),
     );
     const code = await Promise.race([run, scope.crash.then(() => 'crashed' as const)]);
     const text = out.join('\n');
     this.texts.push(text);
     return { code, out: text };
   }
+
+  /**
+   * The operator's clock: the virtual time (the abort record's time), and waits (`rotate` waiting
+   * for the revocation guard) that advance it, the processes acting once per tick of it. A crashed
+   * operator's wait never ends.
+   */
+  private readonly operatorClock: Clock = (() => {
+    let sinceTick = 0;
+    return {
+      now: () => this.clock.now(),
+      sleep: async (ms: number) => {
+        const scope = currentScope();
+        if (isInvocation(scope) && scope.crashed) return new Promise<void>(() => undefined);
+        this.clock.advance(ms);
+        sinceTick += ms;
+        if (sinceTick < TICK_SECONDS * 1000) return;
+        sinceTick = 0;
+        await runUnscoped(() => this.tick(false));
+      },
+    };
+  })();
 
   /** Every version with its stages and parsed value (undefined while it has none). */
   public versions(): VersionView[] {
