@@ -175,15 +175,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
     .option('--sessions', 'read the open sessions of the user and its alternate (connects to the database as the master)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
-    .option('--refresh <seconds>', 'how often live consumers refresh the secret (default 60, the consumer library\'s TTL)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'converge.invalidNumber', `--refresh: expected a positive integer, got "${v}"`);
-      return n;
-    })
+    .option('--refresh <seconds>', 'how often live consumers refresh the secret (default 60, the consumer library\'s TTL)', integerOption(1))
     .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; refresh?: number }) => {
-      // Loaded only when it runs; require(), as for the drill, so it also loads under bin.js's CommonJS-only tsx hook.
-      const { blastRadius, formatBlastRadius } = require('./commands/blast-radius') as typeof import('./commands/blast-radius');
-      const r = await blastRadius(aws(program.opts().region), secret, {
+      if (o.consumers !== undefined) checkConsumersOption(o.consumers);
+      const { blastRadius, formatBlastRadius } = await import('./commands/blast-radius');
+      const r = await blastRadius(await aws(program.opts().region), secret, {
         consumers: o.consumers,
         namespace: o.namespace,
         sessions: o.sessions,

@@ -140,32 +140,36 @@ describe('converge --version and --help', () => {
 describe('converge: bad numbers are usage errors naming the option and the value', () => {
   it.each([
     [
-      ['--consumers', 'abc'],
+      ['drill', '--consumers', 'abc'],
       "option '--consumers <n>' argument 'abc' is invalid. expected a whole number >= 1",
     ],
     [
-      ['--rotations', '-1'],
+      ['drill', '--rotations', '-1'],
       "option '--rotations <n>' argument '-1' is invalid. expected a whole number >= 1",
     ],
     [
-      ['--duration', 'x'],
+      ['drill', '--duration', 'x'],
       "option '--duration <seconds>' argument 'x' is invalid. expected a whole number >= 0",
     ],
     [
-      ['--consumers', '0'],
+      ['drill', '--consumers', '0'],
       "option '--consumers <n>' argument '0' is invalid. expected a whole number >= 1",
     ],
     [
-      ['--refresh', '1.5'],
+      ['drill', '--refresh', '1.5'],
       "option '--refresh <seconds>' argument '1.5' is invalid. expected a whole number >= 1",
     ],
     [
-      ['--rotations', '1e3'],
+      ['drill', '--rotations', '1e3'],
       "option '--rotations <n>' argument '1e3' is invalid. expected a whole number >= 1",
     ],
-  ])('drill %j: exit 2 before anything starts', async (args, expected) => {
+    [
+      ['blast-radius', 'orders-app', '--refresh', '0'],
+      "option '--refresh <seconds>' argument '0' is invalid. expected a whole number >= 1",
+    ],
+  ])('%j: exit 2 before anything starts', async (args, expected) => {
     // Act
-    const r = await converge(['drill', ...args]);
+    const r = await converge(args);
     // Assess
     expect(r.code).toBe(2);
     expect(lines(r.stderr)[0]).toBe(`error: ${expected}`);
@@ -173,27 +177,33 @@ describe('converge: bad numbers are usage errors naming the option and the value
   });
 });
 
-describe('converge status --consumers <json>: checked before any AWS call', () => {
+describe('converge status|blast-radius --consumers <json>: checked before any AWS call', () => {
   it.each([
     [
+      'status',
       '[{"name": "api", "mode": "live"',
       /^converge: --consumers is not valid JSON \(.+\); expected a JSON array of \{name, mode, maxStalenessSeconds\}$/,
     ],
     [
+      'status',
       '[{"name": "api", "mode": "sometimes", "maxStalenessSeconds": 300}]',
       /^converge: .*--consumers.*mode/,
     ],
-  ])('%s: exit 1, names the problem, no call to the closed endpoint', async (json, expected) => {
-    // Act
-    const r = await converge(['status', 'orders-app', '--consumers', json]);
-    // Assess
-    expect(r.code).toBe(1);
-    expect(
-      lines(r.stderr).filter((l) => !/Node\.js \d+ reaches end of AWS SDK support/.test(l)),
-    ).toEqual([expect.stringMatching(expected)]);
-    expect(r.stderr).not.toMatch(/cannot reach|ECONNREFUSED/);
-    expect(r.stdout).toBe('');
-  });
+    ['blast-radius', '{"name": ', /^converge: --consumers is not valid JSON \(.+\)/],
+  ])(
+    '%s --consumers %s: exit 1, names the problem, no call to the closed endpoint',
+    async (command, json, expected) => {
+      // Act
+      const r = await converge([command, 'orders-app', '--consumers', json]);
+      // Assess
+      expect(r.code).toBe(1);
+      expect(
+        lines(r.stderr).filter((l) => !/Node\.js \d+ reaches end of AWS SDK support/.test(l)),
+      ).toEqual([expect.stringMatching(expected)]);
+      expect(r.stderr).not.toMatch(/cannot reach|ECONNREFUSED/);
+      expect(r.stdout).toBe('');
+    },
+  );
 
   it('in process: no client is used at all', async () => {
     // Prepare: clients whose every call fails the test.
