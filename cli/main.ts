@@ -5,17 +5,17 @@
  * (`abort`, `rotate --emergency`) ask for confirmation on a terminal, take `--yes` instead, and
  * without a terminal and without `--yes` refuse with exit 2 before any AWS call (cli/confirm.ts).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+// Only commander and small dependency-free modules load at start (`converge --help` stays fast);
+// each command's module, the AWS SDK, pg and the drill load inside the command's action.
 import type { Clock } from '../lambda/rotation/context';
-import { ConvergeError } from '../lambda/shared/errors';
-import { defaultClients, type CliClients } from './clients';
-import { abort } from './commands/abort';
-import { finish } from './commands/finish';
-import { HEALTH_EXIT_CODES, status } from './commands/status';
+import { ConfigurationError, ConvergeError } from '../lambda/shared/errors';
+import { parseRegistry } from '../lambda/shared/registry';
+import { version } from '../package.json';
+import type { CliClients } from './clients';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { ConfirmationRequiredError, describeCliError } from './errors';
-import { formatAbort, formatFinish, formatRotate, formatStatus } from './format';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
 export interface CliIo {
@@ -52,12 +52,13 @@ export interface DrillArgs {
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode = 0;
   let clients = io.clients;
-  const aws = (region?: string) => (clients ??= defaultClients(region));
+  const aws = async (region?: string): Promise<CliClients> => (clients ??= (await import('./clients')).defaultClients(region));
   const print = (json: boolean, value: unknown, text: string) => io.out(json ? JSON.stringify(value, null, 2) : text);
   const terminal = io.terminal ?? NO_TERMINAL;
 
   const program = new Command('converge')
     .description('Zero-downtime PostgreSQL credential rotation on AWS, with proof that the fleet moved.')
+    .version(version, '-V, --version', 'print the version of converge')
     .option('--region <region>', 'AWS region (default: the SDK chain, e.g. AWS_REGION)')
     .showHelpAfterError()
     .addHelpText(
@@ -81,9 +82,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
     .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
-    .addHelpText(
-      'after',
-      [
+    .addHelpText('after', () => {
+      // Read when `converge status --help` runs, so that `converge --help` does not load the command.
+      const { HEALTH_EXIT_CODES } = require('./commands/status') as typeof import('./commands/status');
+      return [
         '',
         'Exit codes (for scripts):',
         `  ${HEALTH_EXIT_CODES.healthy}  healthy: no rotation is waiting and the revocation guard would admit the next one`,
@@ -92,12 +94,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         '     CloudWatch unreadable, no consumer metrics in the last hour, --sessions could not connect)',
         '  1  error (the secret does not exist, an invalid --consumers)',
         '  2  usage error',
-      ].join('\n'),
-    )
+      ].join('\n');
+    })
     .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
+      // A malformed --consumers is the operator's typo: say so before any AWS call.
+      if (o.consumers !== undefined) checkConsumersOption(o.consumers);
+      const { HEALTH_EXIT_CODES, status } = await import('./commands/status');
+      const { formatStatus } = await import('./format');
       let report;
       try {
-        report = await status(aws(program.opts().region), secret, {
+        report = await status(await aws(program.opts().region), secret, {
           consumers: o.consumers,
           namespace: o.namespace,
           sessions: o.sessions,
@@ -121,7 +127,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions (asks for confirmation)')
     .option('--enable-rotation', 'rotate even though automatic rotation is paused (RotationEnabled false): RotateSecret turns it back on')
     .option('--yes', 'with --emergency: do not ask for confirmation (required when stdin is not a terminal)')
-    .option('--wait <seconds>', 'when the revocation guard would hold (a consumer not yet on the current generation, e.g. after an abort): wait up to this long for it to admit, then start', toInt, 120)
+    .option('--wait <seconds>', 'when the revocation guard would hold (a consumer not yet on the current generation, e.g. after an abort): wait up to this long for it to admit, then start', integerOption(0), 120)
     .option('--no-wait', 'check once: when the revocation guard would hold, start nothing (exit 3)')
     .option('--json', 'machine-readable output')
     .addHelpText(
@@ -135,15 +141,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       ].join('\n'),
     )
     .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; wait: number | false; json?: boolean }) => {
-      // Loaded when the command runs (the CLI starts fast). require(), not import(), for the reason
-      // the drill's action gives: bin.js registers tsx's CommonJS hook only.
-      const { rotate } = require('./commands/rotate') as typeof import('./commands/rotate');
-      const { RotationWouldBlockError } = require('../lambda/shared/errors') as typeof import('../lambda/shared/errors');
+      const { rotate } = await import('./commands/rotate');
+      const { RotationWouldBlockError } = await import('../lambda/shared/errors');
       const confirm = o.emergency
         ? confirmation({ command: 'rotate --emergency', what: "terminates the previous user's sessions without waiting for consumers", yes: o.yes, terminal, err: io.err })
         : undefined;
+      const { formatRotate } = await import('./format');
       try {
-        const r = await rotate(aws(program.opts().region), secret, {
+        const r = await rotate(await aws(program.opts().region), secret, {
           emergency: o.emergency,
           enableRotation: o.enableRotation,
           confirm,
@@ -167,7 +172,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { yes?: boolean; json?: boolean }) => {
       const confirm = confirmation({ command: 'abort', what: 'drops the waiting version of the secret', yes: o.yes, terminal, err: io.err });
-      const r = await abort(aws(program.opts().region), secret, { confirm, now: io.clock && (() => io.clock!.now()) });
+      const { abort } = await import('./commands/abort');
+      const { formatAbort } = await import('./format');
+      const r = await abort(await aws(program.opts().region), secret, { confirm, now: io.clock && (() => io.clock!.now()) });
       print(o.json ?? false, r, formatAbort(r));
     });
 
@@ -178,7 +185,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--force', 'confirm: promote even though consumers have not reported the new generation')
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { force?: boolean; json?: boolean }) => {
-      const r = await finish(aws(program.opts().region), secret, { force: o.force });
+      const { finish } = await import('./commands/finish');
+      const { formatFinish } = await import('./format');
+      const r = await finish(await aws(program.opts().region), secret, { force: o.force });
       print(
         o.json ?? false,
         r,
@@ -195,15 +204,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
     .option('--sessions', 'read the open sessions of the user and its alternate (connects to the database as the master)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
-    .option('--refresh <seconds>', 'how often live consumers refresh the secret (default 60, the consumer library\'s TTL)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'converge.invalidNumber', `--refresh: expected a positive integer, got "${v}"`);
-      return n;
-    })
+    .option('--refresh <seconds>', 'how often live consumers refresh the secret (default 60, the consumer library\'s TTL)', integerOption(1))
     .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; refresh?: number }) => {
-      // Loaded only when it runs; require(), as for the drill, so it also loads under bin.js's CommonJS-only tsx hook.
-      const { blastRadius, formatBlastRadius } = require('./commands/blast-radius') as typeof import('./commands/blast-radius');
-      const r = await blastRadius(aws(program.opts().region), secret, {
+      if (o.consumers !== undefined) checkConsumersOption(o.consumers);
+      const { blastRadius, formatBlastRadius } = await import('./commands/blast-radius');
+      const r = await blastRadius(await aws(program.opts().region), secret, {
         consumers: o.consumers,
         namespace: o.namespace,
         sessions: o.sessions,
@@ -216,19 +221,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   program
     .command('drill')
     .description('a full local rotation drill under load: embedded PostgreSQL, local AWS models, real handler and gates')
-    .option('--consumers <n>', 'consumer processes issuing queries', toInt, 4)
-    .option('--rotations <n>', 'rotations to run', toInt, 3)
-    .option('--duration <seconds>', 'keep the load running at least this long', toInt)
-    .option('--refresh <seconds>', 'consumer secret refresh interval', toInt, 2)
+    .option('--consumers <n>', 'consumer processes issuing queries', integerOption(1), 4)
+    .option('--rotations <n>', 'rotations to run', integerOption(1), 3)
+    .option('--duration <seconds>', 'keep the load running at least this long', integerOption(0))
+    .option('--refresh <seconds>', 'consumer secret refresh interval', integerOption(1), 2)
     .option('--json', 'machine-readable summary')
     .addOption(
       new Option('--fail <step>', 'rehearse a failed rotation: this step of the first rotation throws DrillInjectedFault; the drill aborts it, goes on, and exits 1')
         .choices(ROTATION_STEPS),
     )
     .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean; fail?: RotationStep }) => {
-      // require(), not import(): bin.js registers tsx's CommonJS hook only, and the drill's modules
-      // load only when it runs.
-      const run = io.drill ?? (require('./drill/run') as typeof import('./drill/run')).runDrillCommand;
+      const run = io.drill ?? (await import('./drill/run')).runDrillCommand;
       exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false, fail: o.fail });
     });
 
@@ -246,10 +249,40 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
-function toInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(2, 'converge.invalidNumber', `expected a non-negative integer, got "${value}"`);
-  return n;
+/**
+ * A commander argument parser for a whole number of at least `min` (digits only: no sign, decimal
+ * point, exponent or hex). A bad value is a usage error (exit 2) that names the option and the value:
+ * `error: option '--consumers <n>' argument 'abc' is invalid. expected a whole number >= 1`.
+ *
+ * @example
+ * program.option('--rotations <n>', 'rotations to run', integerOption(1), 3);
+ */
+export function integerOption(min: number): (value: string) => number {
+  return (value: string) => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
+    return n;
+  };
+}
+
+/**
+ * Validates `status --consumers <json>` (JSON syntax, then the registry's rules) without any AWS
+ * call; throws a {@link ConfigurationError} naming the problem (exit 1).
+ *
+ * @example
+ * checkConsumersOption('[{"name":"api","mode":"live","maxStalenessSeconds":300}]'); // ok
+ * checkConsumersOption('[{"name":"api"'); // throws: --consumers is not valid JSON (...)
+ */
+export function checkConsumersOption(json: string): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw new ConfigurationError(
+      `--consumers is not valid JSON (${(err as Error).message}); expected a JSON array of {name, mode, maxStalenessSeconds}`,
+    );
+  }
+  parseRegistry(parsed, '--consumers');
 }
 
 /**
@@ -263,8 +296,8 @@ function toInt(value: string): number {
  * PostgreSQL and its data directory) is stopped by that command before `runCli` returns.
  *
  * @example
- * // cli/bin.js
- * require('./main.ts').main(process.argv.slice(2));
+ * // cli/bin.js (through the build, dist/cli/main.js)
+ * require('../dist/cli/main.js').main(process.argv.slice(2));
  */
 export function main(argv: readonly string[]): void {
   runCli(argv, {

@@ -9,7 +9,13 @@
  * of all projects run one after the other in jest's parent process before any worker starts, so each
  * one rewrites both variables from every server started so far. Each test file provisions its own
  * database and roles (see ./database.ts).
+ *
+ * The default major's setup also builds the CLI (scripts/build-cli.mjs, under a second), so the tests
+ * that spawn cli/bin.js run the current sources compiled, as `converge` runs them.
  */
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import {
   DEFAULT_MAJOR,
   parsePostgresMajor,
@@ -42,6 +48,7 @@ export default async function globalSetup(
   const [tls, plain] = await Promise.all([
     startLocalPostgres({ tls: true, major }),
     startLocalPostgres({ tls: false, major }),
+    major === DEFAULT_MAJOR ? buildCli() : undefined,
   ]);
   const servers = registeredServers();
   servers.push(tls, plain);
@@ -57,6 +64,14 @@ function projectMajor(projectConfig: ProjectConfigLike | undefined): PostgresMaj
   return fromGlobals === undefined
     ? DEFAULT_MAJOR
     : parsePostgresMajor(fromGlobals as string | number);
+}
+
+/** Builds dist/cli/main.js, which cli/bin.js runs. */
+async function buildCli(): Promise<void> {
+  const root = resolve(__dirname, '../..');
+  await promisify(execFile)(process.execPath, [resolve(root, 'scripts/build-cli.mjs'), '--quiet'], {
+    cwd: root,
+  });
 }
 
 function projectLabel(projectConfig: ProjectConfigLike | undefined, major: PostgresMajor): string {
