@@ -10,12 +10,12 @@ import { ConvergeError } from '../lambda/shared/errors';
 import { defaultClients, type CliClients } from './clients';
 import { abort } from './commands/abort';
 import { finish } from './commands/finish';
+import { HEALTH_EXIT_CODES } from './commands/health';
 import { rotate } from './commands/rotate';
-import { HEALTH_EXIT_CODES, status } from './commands/status';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { ConfirmationRequiredError, describeCliError } from './errors';
-import { formatAbort, formatFinish, formatRotate, formatStatus } from './format';
+import { formatAbort, formatFinish, formatRotate } from './format';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
 export interface CliIo {
@@ -72,13 +72,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   program
     .command('status')
-    .description('versions, consumers and their generations, stale consumers, old-user sessions, and what the gates would decide now')
+    .description('the next action and why, the rotation\'s state, consumers (BLOCKING/STALE/SILENT/OK with since when), sessions, and what the gates would decide now')
     .argument('<secret>', 'secret name or ARN')
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output (with --watch: one JSON document per line and refresh, NDJSON)')
     .option('--consumers <json>', 'consumer registry as JSON (default: read from the rotation function)')
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
-    .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
+    .option('--sessions', 'list the open sessions of the secret\'s users by consumer and process (connects to the database as the master: needs GetSecretValue)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
+    .option('--watch [seconds]', 'refresh every few seconds (default 5) until the rotation state or the next action changes; Ctrl-C stops', toWatchSeconds)
     .addHelpText(
       'after',
       [
@@ -90,27 +91,53 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         '     CloudWatch unreadable, no consumer metrics in the last hour, --sessions could not connect)',
         '  1  error (the secret does not exist, an invalid --consumers)',
         '  2  usage error',
+        'With --watch: the exit code of the last refresh.',
       ].join('\n'),
     )
-    .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
-      let report;
-      try {
-        report = await status(aws(program.opts().region), secret, {
-          consumers: o.consumers,
-          namespace: o.namespace,
-          sessions: o.sessions,
-          caBundlePath: o.caBundle,
-        });
-      } catch (err) {
-        // A wrong name or option is an error (1); anything else means the state could not be read.
-        if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
-        io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
-        exitCode = HEALTH_EXIT_CODES.unknown;
-        return;
-      }
-      print(o.json ?? false, report, formatStatus(report));
-      exitCode = report.health.exitCode;
-    });
+    .action(
+      async (
+        secret: string,
+        o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; watch?: number | true },
+      ) => {
+        const { status, watchStatus, DEFAULT_WATCH_SECONDS } = await import('./commands/status');
+        const { formatStatus } = await import('./format');
+        const options = { consumers: o.consumers, namespace: o.namespace, sessions: o.sessions, caBundlePath: o.caBundle };
+        const clients = aws(program.opts().region);
+        let report;
+        try {
+          if (o.watch === undefined) {
+            report = await status(clients, secret, options);
+            print(o.json ?? false, report, formatStatus(report));
+          } else {
+            // Ctrl-C ends the watch cleanly, with the exit code of the last refresh.
+            const stop = new AbortController();
+            const onSigint = () => stop.abort();
+            process.once('SIGINT', onSigint);
+            try {
+              let first = true;
+              report = await watchStatus(clients, secret, options, {
+                intervalSeconds: o.watch === true ? DEFAULT_WATCH_SECONDS : o.watch,
+                signal: stop.signal,
+                onReport: (r) => {
+                  if (o.json) io.out(JSON.stringify(r));
+                  else io.out(`${first ? '' : '\n'}--- ${new Date().toISOString()} ---\n${formatStatus(r)}`);
+                  first = false;
+                },
+              });
+            } finally {
+              process.removeListener('SIGINT', onSigint);
+            }
+          }
+        } catch (err) {
+          // A wrong name or option is an error (1); anything else means the state could not be read.
+          if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
+          io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
+          exitCode = HEALTH_EXIT_CODES.unknown;
+          return;
+        }
+        exitCode = report.health.exitCode;
+      },
+    );
 
   program
     .command('rotate')
@@ -186,6 +213,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.err(`converge: ${describeCliError(err)}`);
     return 1;
   }
+}
+
+/** `--watch [seconds]`: a positive integer. */
+function toWatchSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'converge.invalidNumber', `--watch expects a positive number of seconds, got "${value}"`);
+  return n;
 }
 
 function toInt(value: string): number {
