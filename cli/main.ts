@@ -99,8 +99,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         secret: string,
         o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; watch?: number | true },
       ) => {
-        const { status, watchStatus, DEFAULT_WATCH_SECONDS } = await import('./commands/status');
-        const { formatStatus } = await import('./format');
+        // Loaded when the command runs (require(), as for the drill: bin.js registers tsx's CommonJS hook only).
+        const { status, watchStatus, DEFAULT_WATCH_SECONDS } = require('./commands/status') as typeof import('./commands/status');
+        const { formatStatus } = require('./format') as typeof import('./format');
         const options = { consumers: o.consumers, namespace: o.namespace, sessions: o.sessions, caBundlePath: o.caBundle };
         const clients = aws(program.opts().region);
         let report;
