@@ -179,6 +179,9 @@ export function formatFinish(r: FinishResult): string {
  */
 export function formatRotate(r: RotateResult): string {
   const lines = [`${r.emergency ? 'EMERGENCY rotation' : 'rotation'} of ${r.secret} started: version ${r.versionId} is AWSPENDING`];
+  const g = r.guardCheck;
+  if (g && g.waitedSeconds > 0) lines.push(`  waited ${g.waitedSeconds} s until the revocation guard would admit (${g.checks} checks)`);
+  if (g?.verdict === 'unknown') lines.push(`  ${g.note}`);
   if (r.emergency || r.rotationReEnabled) {
     for (const t of r.tagsSet) lines.push(`  tag set: ${t}`);
     lines.push(`  AWSCURRENT stays on version ${r.currentVersionId ?? '?'} until finishSecret promotes ${r.versionId}`);
@@ -208,6 +211,7 @@ export function formatAbort(r: AbortResult): string {
     `  AWSCURRENT unchanged: version ${r.currentVersionId ?? '?'}`,
     `  tags removed: ${r.tagsRemoved && r.tagsRemoved.length > 0 ? r.tagsRemoved.join(', ') : 'none'}`,
     ...(r.tagsKept ?? []).map((k) => `  tag kept: ${k.key} (${k.reason})`),
+    ...(r.abortRecord ? [`  abort recorded: ${r.abortRecord}`] : []),
     `  re-drive: ${r.redrive === r.previousUserCheck ? '' : `${r.redrive}; `}previous user re-checked by the rotation function: ${r.previousUserCheck}`,
   ];
   return lines.join('\n');

@@ -6,12 +6,12 @@
  * without a terminal and without `--yes` refuse with exit 2 before any AWS call (cli/confirm.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
+import type { Clock } from '../lambda/rotation/context';
 import { ConvergeError } from '../lambda/shared/errors';
 import { defaultClients, type CliClients } from './clients';
 import { abort } from './commands/abort';
 import { finish } from './commands/finish';
 import { HEALTH_EXIT_CODES } from './commands/health';
-import { rotate } from './commands/rotate';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { ConfirmationRequiredError, describeCliError } from './errors';
@@ -29,6 +29,8 @@ export interface CliIo {
   readonly terminal?: Terminal;
   /** Runs the drill (kept out of this module so the CLI loads fast). */
   readonly drill?: (argv: DrillArgs) => Promise<number>;
+  /** Time and sleeping for the commands that record a time or wait (tests pass a virtual clock). @default the system clock */
+  readonly clock?: Clock;
 }
 
 export interface DrillArgs {
@@ -147,13 +149,40 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions (asks for confirmation)')
     .option('--enable-rotation', 'rotate even though automatic rotation is paused (RotationEnabled false): RotateSecret turns it back on')
     .option('--yes', 'with --emergency: do not ask for confirmation (required when stdin is not a terminal)')
+    .option('--wait <seconds>', 'when the revocation guard would hold (a consumer not yet on the current generation, e.g. after an abort): wait up to this long for it to admit, then start', toInt, 120)
+    .option('--no-wait', 'check once: when the revocation guard would hold, start nothing (exit 3)')
     .option('--json', 'machine-readable output')
-    .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; json?: boolean }) => {
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Before RotateSecret, rotate checks what the next rotation\'s revocation guard would decide about the consumers',
+        '(as `converge status` does). It admits: the rotation starts at once. It would hold: rotate says on stderr what it',
+        'waits for, re-checks every 5 s, and starts as soon as it admits; after --wait seconds (or at once with --no-wait)',
+        'it starts nothing and exits 3, naming what still blocks. --emergency does not check (the guard is overridden).',
+      ].join('\n'),
+    )
+    .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; wait: number | false; json?: boolean }) => {
+      const { rotate } = await import('./commands/rotate');
+      const { RotationWouldBlockError } = await import('../lambda/shared/errors');
       const confirm = o.emergency
         ? confirmation({ command: 'rotate --emergency', what: "terminates the previous user's sessions without waiting for consumers", yes: o.yes, terminal, err: io.err })
         : undefined;
-      const r = await rotate(aws(program.opts().region), secret, { emergency: o.emergency, enableRotation: o.enableRotation, confirm });
-      print(o.json ?? false, r, formatRotate(r));
+      try {
+        const r = await rotate(aws(program.opts().region), secret, {
+          emergency: o.emergency,
+          enableRotation: o.enableRotation,
+          confirm,
+          waitSeconds: o.wait === false ? 0 : o.wait,
+          progress: io.err,
+          clock: io.clock,
+        });
+        print(o.json ?? false, r, formatRotate(r));
+      } catch (err) {
+        if (!(err instanceof RotationWouldBlockError)) throw err;
+        io.err(`converge: ${err.message}`);
+        exitCode = 3;
+      }
     });
 
   program
@@ -164,7 +193,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { yes?: boolean; json?: boolean }) => {
       const confirm = confirmation({ command: 'abort', what: 'drops the waiting version of the secret', yes: o.yes, terminal, err: io.err });
-      const r = await abort(aws(program.opts().region), secret, { confirm });
+      const r = await abort(aws(program.opts().region), secret, { confirm, now: io.clock && (() => io.clock!.now()) });
       print(o.json ?? false, r, formatAbort(r));
     });
 
