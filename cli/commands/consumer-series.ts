@@ -83,6 +83,8 @@ export interface ConsumerRequirements {
   readonly current: number;
   /** The waiting version's generation, when one waits and its generation is known. */
   readonly pending?: number;
+  /** The last operator abort (`converge:aborted`), which the revocation guard takes into account. */
+  readonly aborted?: AcceptedGenerations['aborted'];
   /**
    * `blocking`: the promotion gate is holding now, its blockers are BLOCKING; `pending`: a rotation
    * is in flight but the gate is not (yet) what holds it: live consumers behind the pending

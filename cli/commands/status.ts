@@ -19,6 +19,7 @@
  * the consumers' metrics, the sessions it was asked to count, or the secret itself).
  */
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
+import { readAbortRecord } from '../../lambda/rotation/aborted';
 import { ENV } from '../../lambda/rotation/config';
 import {
   decidePromotion,
@@ -186,11 +187,14 @@ export async function status(
         statistics: REVOCATION_STATISTICS,
       });
       const pending = state.pending?.generation;
+      // The guard sets aside data points of an aborted generation that predate the abort (lambda/rotation/aborted.ts).
+      const aborted = readAbortRecord(state.description);
       if (pending !== undefined) promotion = decidePromotion(registry, readout, pending);
-      revocation = decideRevocation(registry, readout, { current: current!, pending });
+      revocation = decideRevocation(registry, readout, { current: current!, pending, aborted });
       consumers = judgeConsumers(registry, readout, {
         current: current!,
         pending,
+        aborted,
         promotion:
           pending === undefined || rotation.state === 'held-by-guard'
             ? 'none'
