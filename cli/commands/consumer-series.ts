@@ -13,6 +13,7 @@
 import {
   decidePromotion,
   decideRevocation,
+  type AcceptedGenerations,
   type ConsumerEvidence,
   type GenerationReadout,
 } from '../../lambda/rotation/gates/decision';
