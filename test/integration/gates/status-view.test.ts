@@ -13,6 +13,7 @@ import type { Client } from 'pg';
 import { status, watchStatus, type StatusReport } from '../../../cli/commands/status';
 import { formatStatus } from '../../../cli/format';
 import { installLambdaModel, LambdaModel } from '../../../cli/local/lambda-model';
+import { runCli } from '../../../cli/main';
 import { formatApplicationName } from '../../../lambda/shared/application-name';
 import { expectNoSecretsInOutput } from '../../support/captured-output';
 import { cliClients, connectAs } from '../../support/probes';
@@ -323,5 +324,35 @@ describe('converge status: the rotation state, consumers with since when, and th
     ]);
     expect(last.rotation.state).toBe('idle');
     expect(h.current().generation).toBe(1);
+  });
+
+  it('--watch stops cleanly on Ctrl-C (abort signal) with the last report, and refuses a bad interval before any AWS call', async () => {
+    // Prepare
+    const h = await setup('stvx', []);
+    const stop = new AbortController();
+    const reports: StatusReport[] = [];
+    const calls = h.sm.calls().length;
+    // Act
+    const last = await watchStatus(
+      clients,
+      h.secretArn,
+      {},
+      {
+        onReport: (r) => reports.push(r),
+        signal: stop.signal,
+        sleep: async () => stop.abort(),
+      },
+    );
+    const usage = await runCli(['status', h.secretArn, '--watch', '0'], {
+      out: () => undefined,
+      err: () => undefined,
+    });
+    // Assess
+    expect(reports).toHaveLength(1);
+    expect(last).toBe(reports[0]);
+    expect(last.nextAction.kind).toBe('none');
+    expect(usage).toBe(2);
+    // One DescribeSecret by the one refresh; none by the refused command.
+    expect(h.sm.calls().length).toBe(calls + 1);
   });
 });
