@@ -173,7 +173,7 @@ export async function status(
   const current =
     state.current?.generation ?? (state.highWaterGeneration === undefined ? 0 : undefined);
   if (registry.length > 0 && current === undefined) {
-    cloudWatchError = `consumers not judged: the generation of AWSCURRENT (version ${state.current?.versionId ?? '?'}) is not recorded yet (the next rotation records it)`;
+    cloudWatchError = `${NOT_JUDGED}: the generation of AWSCURRENT (version ${state.current?.versionId ?? '?'}) is not recorded yet (the next rotation records it)`;
     consumers = unverifiedConsumers(registry);
   } else if (registry.length > 0) {
     try {
@@ -318,6 +318,9 @@ export async function watchStatus(
 
 /** Default `--watch` interval, seconds. */
 export const DEFAULT_WATCH_SECONDS = 5;
+
+/** Prefix of `cloudWatchError` when the consumers were not judged for want of AWSCURRENT's generation. */
+const NOT_JUDGED = 'consumers not judged';
 
 /** How far back status reads the consumers' series (for since and silent since). */
 export const STATUS_LOOKBACK_SECONDS = 3600;
@@ -482,8 +485,13 @@ function healthOf(r: Omit<StatusReport, 'health'>, state: SecretState): HealthVi
     ]);
   }
   const unknown: string[] = [];
-  if (r.cloudWatchError) unknown.push(`CloudWatch could not be read: ${r.cloudWatchError}`);
-  else if (r.consumers.length > 0 && r.consumers.every((c) => c.dataAgeSeconds === undefined)) {
+  if (r.cloudWatchError) {
+    unknown.push(
+      r.cloudWatchError.startsWith(NOT_JUDGED)
+        ? r.cloudWatchError
+        : `CloudWatch could not be read: ${r.cloudWatchError}`,
+    );
+  } else if (r.consumers.length > 0 && r.consumers.every((c) => c.dataAgeSeconds === undefined)) {
     unknown.push(
       'no registered consumer has reported in the last hour (check the namespace, the reporters and cloudwatch:GetMetricData)',
     );
