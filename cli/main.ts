@@ -13,6 +13,7 @@ import { ConfigurationError, ConvergeError } from '../lambda/shared/errors';
 import { parseRegistry } from '../lambda/shared/registry';
 import { version } from '../package.json';
 import type { CliClients } from './clients';
+import { HEALTH_EXIT_CODES } from './commands/health';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { ConfirmationRequiredError, describeCliError } from './errors';
@@ -75,17 +76,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   program
     .command('status')
-    .description('versions, consumers and their generations, stale consumers, old-user sessions, and what the gates would decide now')
+    .description('the next action and why, the rotation\'s state, consumers (BLOCKING/STALE/SILENT/OK with since when), sessions, and what the gates would decide now')
     .argument('<secret>', 'secret name or ARN')
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output (with --watch: one JSON document per line and refresh, NDJSON)')
     .option('--consumers <json>', 'consumer registry as JSON (default: read from the rotation function)')
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
-    .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
+    .option('--sessions', 'list the open sessions of the secret\'s users by consumer and process (connects to the database as the master: needs GetSecretValue)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
-    .addHelpText('after', () => {
-      // Read when `converge status --help` runs, so that `converge --help` does not load the command.
-      const { HEALTH_EXIT_CODES } = require('./commands/status') as typeof import('./commands/status');
-      return [
+    .option('--watch [seconds]', 'refresh every few seconds (default 5) until the rotation state or the next action changes; Ctrl-C stops', integerOption(1))
+    .addHelpText(
+      'after',
+      [
         '',
         'Exit codes (for scripts):',
         `  ${HEALTH_EXIT_CODES.healthy}  healthy: no rotation is waiting and the revocation guard would admit the next one`,
@@ -94,31 +95,55 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         '     CloudWatch unreadable, no consumer metrics in the last hour, --sessions could not connect)',
         '  1  error (the secret does not exist, an invalid --consumers)',
         '  2  usage error',
-      ].join('\n');
-    })
-    .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
-      // A malformed --consumers is the operator's typo: say so before any AWS call.
-      if (o.consumers !== undefined) checkConsumersOption(o.consumers);
-      const { HEALTH_EXIT_CODES, status } = await import('./commands/status');
-      const { formatStatus } = await import('./format');
-      let report;
-      try {
-        report = await status(await aws(program.opts().region), secret, {
-          consumers: o.consumers,
-          namespace: o.namespace,
-          sessions: o.sessions,
-          caBundlePath: o.caBundle,
-        });
-      } catch (err) {
-        // A wrong name or option is an error (1); anything else means the state could not be read.
-        if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
-        io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
-        exitCode = HEALTH_EXIT_CODES.unknown;
-        return;
-      }
-      print(o.json ?? false, report, formatStatus(report));
-      exitCode = report.health.exitCode;
-    });
+        'With --watch: the exit code of the last refresh.',
+      ].join('\n'),
+    )
+    .action(
+      async (
+        secret: string,
+        o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; watch?: number | true },
+      ) => {
+        // A malformed --consumers is the operator's typo: say so before any AWS call.
+        if (o.consumers !== undefined) checkConsumersOption(o.consumers);
+        const { status, watchStatus, DEFAULT_WATCH_SECONDS } = await import('./commands/status');
+        const { formatStatus } = await import('./format');
+        const options = { consumers: o.consumers, namespace: o.namespace, sessions: o.sessions, caBundlePath: o.caBundle };
+        const clients = await aws(program.opts().region);
+        let report;
+        try {
+          if (o.watch === undefined) {
+            report = await status(clients, secret, options);
+            print(o.json ?? false, report, formatStatus(report));
+          } else {
+            // Ctrl-C ends the watch cleanly, with the exit code of the last refresh.
+            const stop = new AbortController();
+            const onSigint = () => stop.abort();
+            process.once('SIGINT', onSigint);
+            try {
+              let first = true;
+              report = await watchStatus(clients, secret, options, {
+                intervalSeconds: o.watch === true ? DEFAULT_WATCH_SECONDS : o.watch,
+                signal: stop.signal,
+                onReport: (r) => {
+                  if (o.json) io.out(JSON.stringify(r));
+                  else io.out(`${first ? '' : '\n'}--- ${new Date().toISOString()} ---\n${formatStatus(r)}`);
+                  first = false;
+                },
+              });
+            } finally {
+              process.removeListener('SIGINT', onSigint);
+            }
+          }
+        } catch (err) {
+          // A wrong name or option is an error (1); anything else means the state could not be read.
+          if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
+          io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
+          exitCode = HEALTH_EXIT_CODES.unknown;
+          return;
+        }
+        exitCode = report.health.exitCode;
+      },
+    );
 
   program
     .command('rotate')
