@@ -151,7 +151,7 @@ export async function status(
 ): Promise<StatusReport> {
   const now = options.now ?? Date.now();
   // DescribeSecret only: versions' generations and users come from the function's records.
-  const state = withRecords(await readSecretState(clients, secretId, { decrypt: false }));
+  const state = withRecords(await readSecretState(clients, secretId, { readValues: options.sessions === true }));
   const { registry, source, namespace, gatePollSeconds } = await loadRegistry(
     clients,
     state,

@@ -144,13 +144,18 @@ describe('converge status: the rotation state, consumers with since when, and th
     expect(r.nextAction).toMatchObject({
       kind: 'restart',
       consumer: 'billing',
-      processes: [
+      // billing's own pool (this test process: the consumer library names its connections) and the
+      // process on host-b; orders-api's pool in this process is on generation 1 and is not listed.
+      processes: expect.arrayContaining([
         expect.objectContaining({ host: 'host-b', pid: 4242, generation: 0, sessions: 1 }),
-      ],
+        expect.objectContaining({ pid: process.pid, generation: 0 }),
+      ]),
     });
+    expect(r.nextAction.processes).toHaveLength(2);
     expect(r.health.exitCode).toBe(3);
     const text = formatStatus(r);
-    expect(text.split('\n')[0]).toBe('Next: restart billing: host-b pid 4242 (generation 0)');
+    expect(text.split('\n')[0]).toMatch(/^Next: restart billing: .*host-b pid 4242 \(generation 0\)/);
+    expect(text.split('\n')[0]).toContain(`pid ${process.pid} (generation 0)`);
     expect(text.split('\n')[1]).toMatch(
       /^Why: {2}the promotion gate has held version \S+ \(generation 1\) for .* billing \(live\) is STALE since /,
     );
