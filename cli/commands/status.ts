@@ -150,7 +150,8 @@ export async function status(
   options: StatusOptions = {},
 ): Promise<StatusReport> {
   const now = options.now ?? Date.now();
-  // DescribeSecret only: versions' generations and users come from the function's records.
+  // DescribeSecret: versions' generations and users come from the function's records (with --sessions,
+  // which reads the master's value anyway, also the values of versions that have no record yet).
   const state = withRecords(await readSecretState(clients, secretId, { readValues: options.sessions === true }));
   const { registry, source, namespace, gatePollSeconds } = await loadRegistry(
     clients,
