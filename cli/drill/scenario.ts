@@ -6,6 +6,7 @@
  * (with processes), the status captured during the hold, what the operator did, each rotation, and
  * the final state.
  */
+import { ConvergeError } from '../../lambda/shared/errors';
 import type { StatusReport } from '../commands/status';
 import type { LambdaModel } from '../local/lambda-model';
 import type { LocalPostgres } from '../local/postgres';
@@ -113,7 +114,12 @@ export interface ScenarioContext {
   captureHold(
     label: string,
     consumer: string,
-    options?: { rotationState?: string; timeoutMs?: number; alsoBlocking?: boolean },
+    options?: {
+      rotationState?: string;
+      timeoutMs?: number;
+      alsoBlocking?: boolean;
+      gate?: 'promotion' | 'revocation';
+    },
   ): Promise<StatusReport>;
   /** Prints and records an operator action, then runs it. */
   operator<T>(action: string, command: string, act: () => Promise<T>): Promise<T>;
@@ -171,22 +177,39 @@ export async function runScenario(
   const ctx: ScenarioContext = {
     async captureHold(label, consumer, o = {}) {
       let report: StatusReport | undefined;
-      await stand.waitFor(
-        `converge status to show ${consumer}${o.alsoBlocking ? '' : ' alone'} BLOCKING${o.rotationState ? ` (rotation ${o.rotationState})` : ''}`,
-        async () => {
-          report = await stand.status();
-          const names = blockingConsumers(report).map((c) => c.name);
-          const blocked = names.includes(consumer) && (o.alsoBlocking || names.length === 1);
-          // A report without the contract's rotation state cannot tell the holds apart: blocking is enough.
-          return (
-            blocked &&
-            (!o.rotationState || !hasContract(report) || rotationState(report) === o.rotationState)
-          );
-        },
-        o.timeoutMs ?? 60_000,
-      );
+      const seen = () =>
+        report
+          ? `; the last status showed rotation ${rotationState(report)}, blocking [${blockingConsumers(
+              report,
+              o.gate,
+            )
+              .map((c) => c.name)
+              .join(
+                ', ',
+              )}], promotion ${report.gates.promotion.verdict} (${report.gates.promotion.reasons.join('; ')}), revocation ${report.gates.revocation.verdict} (${report.gates.revocation.reasons.join('; ')})`
+          : '';
+      await stand
+        .waitFor(
+          `converge status to show ${consumer}${o.alsoBlocking ? '' : ' alone'} BLOCKING${o.rotationState ? ` (rotation ${o.rotationState})` : ''}`,
+          async () => {
+            report = await stand.status();
+            const names = blockingConsumers(report, o.gate).map((c) => c.name);
+            const blocked = names.includes(consumer) && (o.alsoBlocking || names.length === 1);
+            // A report without the contract's rotation state cannot tell the holds apart: blocking is enough.
+            return (
+              blocked &&
+              (!o.rotationState ||
+                !hasContract(report) ||
+                rotationState(report) === o.rotationState)
+            );
+          },
+          o.timeoutMs ?? 60_000,
+        )
+        .catch((err: Error) => {
+          throw new ConvergeError(`${err.message}${seen()}`);
+        });
       const r = report!;
-      const named = blockingConsumers(r);
+      const named = blockingConsumers(r, o.gate);
       for (const c of named) {
         if (blocking.some((b) => b.consumer === c.name)) continue;
         const fromStatus =

@@ -46,22 +46,24 @@ interface ContractFields {
 
 /**
  * The consumers the report says block (contract: `state: 'BLOCKING'`; older reports: a consumer
- * that is stale, silent or ahead while its gate holds).
+ * the holding gate's reasons name; `gateHint` picks the gate when both hold, as an older report
+ * cannot tell a rotation held by the revocation guard from one waiting at the promotion gate).
  *
  * @example
  * blockingConsumers(report).map((c) => c.name); // ['drill-live-2']
  */
-export function blockingConsumers(report: StatusReport): StatusConsumer[] {
+export function blockingConsumers(
+  report: StatusReport,
+  gateHint?: 'promotion' | 'revocation',
+): StatusConsumer[] {
   const r = report as unknown as ContractFields;
   const consumers = r.consumers ?? [];
   if (hasContract(report)) return consumers.filter((c) => c.state === 'BLOCKING');
   // Before the contract: the holding gate's reasons name each consumer (`<name>: stale (...)`).
-  const gate =
-    report.gates.promotion.verdict === 'hold'
-      ? 'promotion'
-      : report.gates.revocation.verdict === 'hold'
-        ? 'revocation'
-        : undefined;
+  const holding = (['promotion', 'revocation'] as const).filter(
+    (g) => report.gates[g].verdict === 'hold',
+  );
+  const gate = gateHint && holding.includes(gateHint) ? gateHint : holding[0];
   if (!gate) return [];
   return consumers.flatMap((c) => {
     const line = report.gates[gate].reasons.find((x) => x.startsWith(`${c.name}: `));

@@ -27,7 +27,9 @@ export const emergency: Scenario = {
       return ctx.problem(`rotation 1 did not complete: ${first.error ?? 'not promoted'}`);
     await restartNonLive(stand, [STUCK]);
     stand.consumer(STUCK).mark('not restarted');
-    await ctx.captureHold('the next rotation would be held by the revocation guard', STUCK);
+    await ctx.captureHold('the next rotation would be held by the revocation guard', STUCK, {
+      gate: 'revocation',
+    });
     const failedBefore = stand.consumers.map((r) => r.failed());
     const logBefore = stand.functionLog.length;
     const rotation = await ctx.operator(

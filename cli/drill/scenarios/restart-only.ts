@@ -42,6 +42,7 @@ export const restartOnly: Scenario = {
     );
     await ctx.captureHold('held by the revocation guard', FORGOTTEN, {
       rotationState: 'held-by-guard',
+      gate: 'revocation',
     });
     await ctx.operator(`restart ${FORGOTTEN}`, `restart ${FORGOTTEN}`, () =>
       stand.consumer(FORGOTTEN).restart(),
