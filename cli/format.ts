@@ -3,15 +3,28 @@
  */
 import { generationText, type AbortResult } from './commands/abort';
 import type { FinishResult } from './commands/finish';
+import { duration, type NextAction, type RotationView } from './commands/next-action';
 import type { RotateResult } from './commands/rotate';
-import type { StatusReport } from './commands/status';
+import type { ConsumerView, ProcessView, StatusReport } from './commands/status';
 
+/**
+ * The text form of `converge status`: the next action and why first (the first thing read at 2
+ * a.m.), then the rotation's state, versions, consumers with since when, sessions (with
+ * `--sessions`), the gates and the health line (the exit code).
+ *
+ * @example
+ * io.out(formatStatus(await status(clients, 'orders-app')));
+ */
 export function formatStatus(r: StatusReport): string {
   const lines: string[] = [];
+  lines.push(`Next: ${nextLine(r.nextAction)}`);
+  lines.push(`Why:  ${r.nextAction.why}`);
+  lines.push('');
+  lines.push(`Rotation    ${rotationLine(r.rotation)}`);
   lines.push(`Secret      ${r.secret.name}`);
   lines.push(`            ${r.secret.arn}`);
   lines.push(
-    `Rotation    ${r.secret.rotationEnabled ? 'enabled' : 'DISABLED'}` +
+    `Schedule    ${r.secret.rotationEnabled ? 'enabled' : 'DISABLED'}` +
       `${r.secret.rotationFunction ? `, function ${r.secret.rotationFunction}` : ', no rotation function'}` +
       `${r.secret.lastRotated ? `, last rotated ${r.secret.lastRotated}` : ''}`,
   );
@@ -29,14 +42,17 @@ export function formatStatus(r: StatusReport): string {
   lines.push(`Consumers   ${total} registered (${c.live} live, ${c.scheduled} scheduled, ${c['restart-only']} restart-only)${r.registry.source === 'none' ? ': no registry found' : ''}`);
   if (r.consumers.length > 0) {
     const w = Math.max(8, ...r.consumers.map((x) => x.name.length));
-    lines.push(`  ${'NAME'.padEnd(w)}  ${'MODE'.padEnd(12)}  ${'GEN'.padStart(5)}  ${'DATA AGE'.padStart(8)}  STATE`);
-    for (const x of r.consumers) {
+    const states = r.consumers.map(consumerState);
+    const sw = Math.max(5, ...states.map((s) => s.length));
+    lines.push(`  ${'NAME'.padEnd(w)}  ${'MODE'.padEnd(12)}  ${'GEN'.padStart(5)}  ${'DATA AGE'.padStart(8)}  ${'STATE'.padEnd(sw)}  SINCE`);
+    r.consumers.forEach((x, i) => {
       const gen = x.generation ?? x.lastSeenGeneration;
       lines.push(
         `  ${x.name.padEnd(w)}  ${x.mode.padEnd(12)}  ${(gen === undefined ? '-' : String(gen)).padStart(5)}  ` +
-          `${(x.dataAgeSeconds === undefined ? '-' : `${x.dataAgeSeconds}s`).padStart(8)}  ${x.state.toUpperCase()}`,
+          `${(x.dataAgeSeconds === undefined ? '-' : `${x.dataAgeSeconds}s`).padStart(8)}  ${states[i].padEnd(sw)}  ${sinceText(x)}`.trimEnd(),
       );
-    }
+      for (const p of x.processes ?? []) lines.push(`      ${processText(p)}`);
+    });
   }
   if (r.cloudWatchError) lines.push(`CloudWatch  UNREADABLE: ${r.cloudWatchError}`);
   if (r.oldUser) {
@@ -48,6 +64,21 @@ export function formatStatus(r: StatusReport): string {
           : 'sessions not checked (pass --sessions)';
     lines.push(`Old user    ${r.oldUser.username}: ${s}`);
   }
+  if (r.sessions || r.sessionsError) {
+    lines.push(`Sessions${r.sessionsError ? `    could not be listed: ${r.sessionsError}` : ''}`);
+    for (const u of r.sessions ?? []) {
+      const count = u.consumers.reduce((n, g) => n + g.processes.reduce((m, p) => m + p.sessions, 0), 0) + u.unattributed.length;
+      lines.push(`  ${u.username} (${u.stages.join(',')}): ${count} open session(s)`);
+      for (const g of u.consumers) {
+        for (const p of g.processes) lines.push(`    ${g.consumer}  ${processText(p)}`);
+      }
+      for (const x of u.unattributed) {
+        lines.push(
+          `    unattributed  pid ${x.pid} application_name ${JSON.stringify(x.applicationName)}${x.clientAddr ? ` from ${x.clientAddr}` : ''}${x.member ? ` on ${x.member}` : ''}`,
+        );
+      }
+    }
+  }
   lines.push('Gates');
   lines.push(`  promotion   ${r.gates.promotion.verdict.toUpperCase()}${req(r.gates.promotion.requiredGeneration)}: ${r.gates.promotion.reasons.join('; ')}`);
   lines.push(
@@ -55,6 +86,59 @@ export function formatStatus(r: StatusReport): string {
   );
   lines.push(`Health      ${r.health.state.toUpperCase()} (exit ${r.health.exitCode}): ${r.health.reasons.join('; ')}`);
   return lines.join('\n');
+}
+
+function nextLine(a: NextAction): string {
+  switch (a.kind) {
+    case 'none':
+      return 'nothing to do';
+    case 'wait':
+      return `wait${a.estimateSeconds !== undefined ? ` about ${duration(a.estimateSeconds)}` : ''}${a.command ? ` (${a.command})` : ''}`;
+    case 'restart':
+      return `restart ${a.consumer}${a.processes && a.processes.length > 0 ? `: ${a.processes.map((p) => `${p.host} pid ${p.pid} (generation ${p.generation})`).join(', ')}` : ''}`;
+    case 'investigate':
+      return `investigate${a.command ? ` (${a.command})` : ''}`;
+    default:
+      return a.command ?? a.kind;
+  }
+}
+
+function rotationLine(v: RotationView): string {
+  const version = v.versionId ? ` version ${v.versionId} (generation ${v.generation ?? '?'})` : '';
+  switch (v.state) {
+    case 'idle':
+      return 'IDLE: no rotation is waiting';
+    case 'waiting-at-gate':
+      return `WAITING AT GATE:${version} held since ${v.since} (${duration(v.waitingSeconds ?? 0)}, ${v.evaluations} evaluation(s), last ${v.lastEvaluation})`;
+    case 'in-progress':
+      return `IN PROGRESS:${version} (steps running, no gate hold recorded)`;
+    case 'step-failed':
+    case 'held-by-guard': {
+      const f = v.failure;
+      const label = v.state === 'held-by-guard' ? 'HELD BY GUARD' : 'STEP FAILED';
+      return `${label}:${version || ' no version waits'}; ${f ? `${f.step} failed at ${f.at}: ${f.errorName}: ${f.message}` : ''}`;
+    }
+  }
+}
+
+function consumerState(x: ConsumerView): string {
+  if (x.state !== 'BLOCKING') return x.state;
+  return `BLOCKING ${x.blocks}: ${x.reason}`;
+}
+
+function sinceText(x: ConsumerView): string {
+  if (x.windowClearsInSeconds !== undefined) return `reports ${x.requiredGeneration}; old data leaves the window in ${duration(x.windowClearsInSeconds)}`;
+  const silent = x.state === 'SILENT' || x.reason === 'silent';
+  if (x.since) return `${silent ? 'silent' : 'stale'} since ${x.since}${x.sinceBeforeRead ? ' or earlier' : ''}`;
+  if (silent) return 'no data in the last hour';
+  return '';
+}
+
+function processText(p: ProcessView): string {
+  return (
+    `${p.host} pid ${p.pid}  generation ${p.generation}${p.user ? `  user ${p.user}` : ''}  ${p.sessions} session(s)` +
+    `${p.oldestBackendStart ? `  since ${p.oldestBackendStart}` : ''}`
+  );
 }
 
 function req(g: number | undefined): string {
@@ -95,6 +179,9 @@ export function formatFinish(r: FinishResult): string {
  */
 export function formatRotate(r: RotateResult): string {
   const lines = [`${r.emergency ? 'EMERGENCY rotation' : 'rotation'} of ${r.secret} started: version ${r.versionId} is AWSPENDING`];
+  const g = r.guardCheck;
+  if (g && g.waitedSeconds > 0) lines.push(`  waited ${g.waitedSeconds} s until the revocation guard would admit (${g.checks} checks)`);
+  if (g?.verdict === 'unknown') lines.push(`  ${g.note}`);
   if (r.emergency || r.rotationReEnabled) {
     for (const t of r.tagsSet) lines.push(`  tag set: ${t}`);
     lines.push(`  AWSCURRENT stays on version ${r.currentVersionId ?? '?'} until finishSecret promotes ${r.versionId}`);
@@ -124,6 +211,7 @@ export function formatAbort(r: AbortResult): string {
     `  AWSCURRENT unchanged: version ${r.currentVersionId ?? '?'}`,
     `  tags removed: ${r.tagsRemoved && r.tagsRemoved.length > 0 ? r.tagsRemoved.join(', ') : 'none'}`,
     ...(r.tagsKept ?? []).map((k) => `  tag kept: ${k.key} (${k.reason})`),
+    ...(r.abortRecord ? [`  abort recorded: ${r.abortRecord}`] : []),
     `  re-drive: ${r.redrive === r.previousUserCheck ? '' : `${r.redrive}; `}previous user re-checked by the rotation function: ${r.previousUserCheck}`,
   ];
   return lines.join('\n');

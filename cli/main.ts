@@ -6,17 +6,17 @@
  * without a terminal and without `--yes` refuse with exit 2 before any AWS call (cli/confirm.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
+import type { Clock } from '../lambda/rotation/context';
 import { ConvergeError } from '../lambda/shared/errors';
 import { defaultClients, type CliClients } from './clients';
 import { abort } from './commands/abort';
 import { finish } from './commands/finish';
-import { rotate } from './commands/rotate';
-import { HEALTH_EXIT_CODES, status } from './commands/status';
+import { HEALTH_EXIT_CODES } from './commands/health';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
 import { SCENARIO_NAMES, type ScenarioName } from './drill/scenario-names';
 import { ConfirmationRequiredError, describeCliError } from './errors';
-import { formatAbort, formatFinish, formatRotate, formatStatus } from './format';
+import { formatAbort, formatFinish, formatRotate } from './format';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
 export interface CliIo {
@@ -30,6 +30,8 @@ export interface CliIo {
   readonly terminal?: Terminal;
   /** Runs the drill (kept out of this module so the CLI loads fast). */
   readonly drill?: (argv: DrillArgs) => Promise<number>;
+  /** Time and sleeping for the commands that record a time or wait (tests pass a virtual clock). @default the system clock */
+  readonly clock?: Clock;
 }
 
 export interface DrillArgs {
@@ -77,13 +79,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   program
     .command('status')
-    .description('versions, consumers and their generations, stale consumers, old-user sessions, and what the gates would decide now')
+    .description('the next action and why, the rotation\'s state, consumers (BLOCKING/STALE/SILENT/OK with since when), sessions, and what the gates would decide now')
     .argument('<secret>', 'secret name or ARN')
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output (with --watch: one JSON document per line and refresh, NDJSON)')
     .option('--consumers <json>', 'consumer registry as JSON (default: read from the rotation function)')
     .option('--namespace <namespace>', 'metric namespace (default: the rotation function\'s)')
-    .option('--sessions', 'count the old user\'s open sessions (connects to the database as the master)')
+    .option('--sessions', 'list the open sessions of the secret\'s users by consumer and process (connects to the database as the master: needs GetSecretValue)')
     .option('--ca-bundle <path>', 'CA bundle for the database connection (with --sessions)')
+    .option('--watch [seconds]', 'refresh every few seconds (default 5) until the rotation state or the next action changes; Ctrl-C stops', toWatchSeconds)
     .addHelpText(
       'after',
       [
@@ -95,27 +98,54 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         '     CloudWatch unreadable, no consumer metrics in the last hour, --sessions could not connect)',
         '  1  error (the secret does not exist, an invalid --consumers)',
         '  2  usage error',
+        'With --watch: the exit code of the last refresh.',
       ].join('\n'),
     )
-    .action(async (secret: string, o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string }) => {
-      let report;
-      try {
-        report = await status(aws(program.opts().region), secret, {
-          consumers: o.consumers,
-          namespace: o.namespace,
-          sessions: o.sessions,
-          caBundlePath: o.caBundle,
-        });
-      } catch (err) {
-        // A wrong name or option is an error (1); anything else means the state could not be read.
-        if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
-        io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
-        exitCode = HEALTH_EXIT_CODES.unknown;
-        return;
-      }
-      print(o.json ?? false, report, formatStatus(report));
-      exitCode = report.health.exitCode;
-    });
+    .action(
+      async (
+        secret: string,
+        o: { json?: boolean; consumers?: string; namespace?: string; sessions?: boolean; caBundle?: string; watch?: number | true },
+      ) => {
+        // Loaded when the command runs (require(), as for the drill: bin.js registers tsx's CommonJS hook only).
+        const { status, watchStatus, DEFAULT_WATCH_SECONDS } = require('./commands/status') as typeof import('./commands/status');
+        const { formatStatus } = require('./format') as typeof import('./format');
+        const options = { consumers: o.consumers, namespace: o.namespace, sessions: o.sessions, caBundlePath: o.caBundle };
+        const clients = aws(program.opts().region);
+        let report;
+        try {
+          if (o.watch === undefined) {
+            report = await status(clients, secret, options);
+            print(o.json ?? false, report, formatStatus(report));
+          } else {
+            // Ctrl-C ends the watch cleanly, with the exit code of the last refresh.
+            const stop = new AbortController();
+            const onSigint = () => stop.abort();
+            process.once('SIGINT', onSigint);
+            try {
+              let first = true;
+              report = await watchStatus(clients, secret, options, {
+                intervalSeconds: o.watch === true ? DEFAULT_WATCH_SECONDS : o.watch,
+                signal: stop.signal,
+                onReport: (r) => {
+                  if (o.json) io.out(JSON.stringify(r));
+                  else io.out(`${first ? '' : '\n'}--- ${new Date().toISOString()} ---\n${formatStatus(r)}`);
+                  first = false;
+                },
+              });
+            } finally {
+              process.removeListener('SIGINT', onSigint);
+            }
+          }
+        } catch (err) {
+          // A wrong name or option is an error (1); anything else means the state could not be read.
+          if (err instanceof ConvergeError || (err as Error)?.name === 'ResourceNotFoundException') throw err;
+          io.err(`converge: health UNKNOWN (exit ${HEALTH_EXIT_CODES.unknown}): cannot read the state of ${secret}: ${describeCliError(err)}`);
+          exitCode = HEALTH_EXIT_CODES.unknown;
+          return;
+        }
+        exitCode = report.health.exitCode;
+      },
+    );
 
   program
     .command('rotate')
@@ -124,13 +154,40 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--emergency', 'suspected compromise: do not wait for consumers before revoking the old user; terminate its sessions (asks for confirmation)')
     .option('--enable-rotation', 'rotate even though automatic rotation is paused (RotationEnabled false): RotateSecret turns it back on')
     .option('--yes', 'with --emergency: do not ask for confirmation (required when stdin is not a terminal)')
+    .option('--wait <seconds>', 'when the revocation guard would hold (a consumer not yet on the current generation, e.g. after an abort): wait up to this long for it to admit, then start', toInt, 120)
+    .option('--no-wait', 'check once: when the revocation guard would hold, start nothing (exit 3)')
     .option('--json', 'machine-readable output')
-    .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; json?: boolean }) => {
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Before RotateSecret, rotate checks what the next rotation\'s revocation guard would decide about the consumers',
+        '(as `converge status` does). It admits: the rotation starts at once. It would hold: rotate says on stderr what it',
+        'waits for, re-checks every 5 s, and starts as soon as it admits; after --wait seconds (or at once with --no-wait)',
+        'it starts nothing and exits 3, naming what still blocks. --emergency does not check (the guard is overridden).',
+      ].join('\n'),
+    )
+    .action(async (secret: string, o: { emergency?: boolean; enableRotation?: boolean; yes?: boolean; wait: number | false; json?: boolean }) => {
+      const { rotate } = await import('./commands/rotate');
+      const { RotationWouldBlockError } = await import('../lambda/shared/errors');
       const confirm = o.emergency
         ? confirmation({ command: 'rotate --emergency', what: "terminates the previous user's sessions without waiting for consumers", yes: o.yes, terminal, err: io.err })
         : undefined;
-      const r = await rotate(aws(program.opts().region), secret, { emergency: o.emergency, enableRotation: o.enableRotation, confirm });
-      print(o.json ?? false, r, formatRotate(r));
+      try {
+        const r = await rotate(aws(program.opts().region), secret, {
+          emergency: o.emergency,
+          enableRotation: o.enableRotation,
+          confirm,
+          waitSeconds: o.wait === false ? 0 : o.wait,
+          progress: io.err,
+          clock: io.clock,
+        });
+        print(o.json ?? false, r, formatRotate(r));
+      } catch (err) {
+        if (!(err instanceof RotationWouldBlockError)) throw err;
+        io.err(`converge: ${err.message}`);
+        exitCode = 3;
+      }
     });
 
   program
@@ -141,7 +198,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--json', 'machine-readable output')
     .action(async (secret: string, o: { yes?: boolean; json?: boolean }) => {
       const confirm = confirmation({ command: 'abort', what: 'drops the waiting version of the secret', yes: o.yes, terminal, err: io.err });
-      const r = await abort(aws(program.opts().region), secret, { confirm });
+      const r = await abort(aws(program.opts().region), secret, { confirm, now: io.clock && (() => io.clock!.now()) });
       print(o.json ?? false, r, formatAbort(r));
     });
 
@@ -195,6 +252,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.err(`converge: ${describeCliError(err)}`);
     return 1;
   }
+}
+
+/** `--watch [seconds]`: a positive integer. */
+function toWatchSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'converge.invalidNumber', `--watch expects a positive number of seconds, got "${value}"`);
+  return n;
 }
 
 function toInt(value: string): number {

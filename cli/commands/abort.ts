@@ -6,11 +6,20 @@
  *
  * Abort reads no secret value (no GetSecretValue): what it shows comes from DescribeSecret alone,
  * the version ids and stages, and the generation from the `converge:generation` tag.
+ *
+ * It records itself in the tag `converge:aborted` (`<versionId> <generation> <atISO>`,
+ * lambda/rotation/aborted.ts): a live consumer that had adopted the aborted credential reported its
+ * generation until its next refresh, and the next rotation's revocation guard sets those earlier
+ * data points aside once the consumer reports after the abort. Without the record (it could not be
+ * written) nothing is set aside: the next rotation waits until those points leave the consumer's
+ * freshness window.
  */
 import {
+  TagResourceCommand,
   UntagResourceCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { encodeAbortRecord, TAG_ABORTED } from '../../lambda/rotation/aborted';
 import { owedEmergencyRevocation } from '../../lambda/rotation/emergency';
 import { OVERRIDE_TAGS, TAG_EMERGENCY, tagValue } from '../../lambda/rotation/overrides';
 import { ConvergeError } from '../../lambda/shared/errors';
@@ -41,6 +50,20 @@ export interface AbortResult {
   readonly redrive?: string;
   /** Whether the function re-checked the previous user afterwards (a re-drive with nothing waiting). */
   readonly previousUserCheck?: string;
+  /** The `converge:aborted` tag written (`key=value`), or why none was (see lambda/rotation/aborted.ts). */
+  readonly abortRecord?: string;
+}
+
+/** Options of {@link abort}. */
+export interface AbortOptions {
+  /** Asked before anything changes (the CLI passes one unless `--yes`). */
+  readonly confirm?: Confirm;
+  /**
+   * The time the abort record carries, milliseconds since the epoch (tests pass their virtual clock).
+   *
+   * @default Date.now
+   */
+  readonly now?: () => number;
 }
 
 /**
@@ -53,7 +76,7 @@ export interface AbortResult {
 export async function abort(
   clients: CliClients,
   secretId: string,
-  options: { readonly confirm?: Confirm } = {},
+  options: AbortOptions = {},
 ): Promise<AbortResult> {
   let state = await readSecretState(clients, secretId, { decrypt: false });
   if (!state.pending) return { secret: state.name };
@@ -78,6 +101,7 @@ export async function abort(
       RemoveFromVersionId: pending.versionId,
     }),
   );
+  const abortRecord = await recordAbort(clients, state, (options.now ?? Date.now)());
   const { remove, keep } = overrideTags(state);
   if (remove.length > 0)
     await clients.sm.send(new UntagResourceCommand({ SecretId: state.arn, TagKeys: remove }));
@@ -89,8 +113,31 @@ export async function abort(
     currentVersionId: state.current?.versionId,
     tagsRemoved: remove,
     tagsKept: keep,
+    abortRecord,
     ...redrive,
   };
+}
+
+/**
+ * Writes `converge:aborted` for the version that just lost AWSPENDING. Best effort: the abort is
+ * done either way, and without the record the next rotation only waits longer.
+ */
+async function recordAbort(clients: CliClients, state: SecretState, at: number): Promise<string> {
+  const generation = state.highWaterGeneration;
+  // No createSecret ever ran: the version has no value, so no consumer can have adopted it.
+  if (generation === undefined) return 'not written: the aborted version holds no credential';
+  try {
+    const value = encodeAbortRecord({ versionId: state.pending!.versionId, generation, at });
+    await clients.sm.send(
+      new TagResourceCommand({ SecretId: state.arn, Tags: [{ Key: TAG_ABORTED, Value: value }] }),
+    );
+    return `${TAG_ABORTED}=${value}`;
+  } catch (err) {
+    return (
+      `NOT written (${(err as Error).name}): data points of generation ${generation} that consumers published ` +
+      'before the abort hold the next rotation until they leave their freshness window'
+    );
+  }
 }
 
 /**
@@ -125,6 +172,8 @@ function plan(state: SecretState): string[] {
       ? `remove tags ${remove.join(', ')}`
       : 'remove no tag (no override tag is set)',
     ...keep.map((k) => `keep tag ${k.key}: ${k.reason}`),
+    `record the abort in tag ${TAG_ABORTED} (version, generation, time), so that the next rotation does not wait ` +
+      'for data points consumers published before it',
     'invoke the rotation function once (a re-drive with nothing waiting: it re-checks the previous user)',
   ];
 }

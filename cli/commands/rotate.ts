@@ -8,15 +8,29 @@
  *
  * The CLI chooses the rotation's token and passes it as `ClientRequestToken`; the emergency tag's
  * value is that token, so the override applies to this rotation only (lambda/rotation/overrides.ts).
- * If RotateSecret fails, the tag is removed again before the command exits. No secret value is read.
+ * If RotateSecret fails, the tag is removed again before the command exits.
+ *
+ * Before RotateSecret (not in an emergency, which does not wait for consumers) the command asks
+ * what the revocation guard would decide about the consumers now (cli/commands/guard-outlook.ts).
+ * When it would admit, the rotation starts at once: a healthy fleet is not delayed. When it would
+ * hold, the command says what it waits for (e.g. a live consumer that adopted an aborted rotation's
+ * credential and has not reported the current generation since the abort), re-checks every
+ * `pollSeconds`, and starts the rotation as soon as the guard would admit; after `waitSeconds`
+ * (0 = check once) it starts nothing and throws {@link RotationWouldBlockError} naming what still
+ * blocks. Starting anyway would only leave a rotation stuck in setSecret with a guard error. When
+ * the outlook cannot be read (no access to the function's configuration or to CloudWatch), the
+ * rotation starts and the function's guard decides alone. The guard's sessions check is the
+ * function's: this check reads metrics only. No password is read or printed.
  */
 import { randomUUID } from 'node:crypto';
 import { RotateSecretCommand, TagResourceCommand } from '@aws-sdk/client-secrets-manager';
+import { systemClock, type Clock } from '../../lambda/rotation/context';
 import { TAG_EMERGENCY } from '../../lambda/rotation/overrides';
-import { ConvergeError } from '../../lambda/shared/errors';
+import { ConvergeError, RotationWouldBlockError } from '../../lambda/shared/errors';
 import type { CliClients } from '../clients';
 import type { Confirm } from '../confirm';
 import { describeCliError, NotConfirmedError, RotationPausedError } from '../errors';
+import { revocationOutlook, type GuardOutlook } from './guard-outlook';
 import { removeTagIfBoundTo, untagCommand } from './override-tags';
 import { readSecretState, type SecretState } from './secret-state';
 
@@ -27,7 +41,31 @@ export interface RotateOptions {
   readonly enableRotation?: boolean;
   /** Asked before anything changes (the CLI passes one for `--emergency` without `--yes`). */
   readonly confirm?: Confirm;
+  /**
+   * Longest wait, in seconds, for the revocation guard to admit before the rotation starts; 0
+   * checks once. Not used with `emergency`.
+   *
+   * @default DEFAULT_ROTATE_WAIT_SECONDS
+   */
+  readonly waitSeconds?: number;
+  /**
+   * Seconds between two checks while waiting.
+   *
+   * @default 5
+   */
+  readonly pollSeconds?: number;
+  /** Receives a progress line at each check that holds (the CLI writes them to stderr). */
+  readonly progress?: (line: string) => void;
+  /**
+   * Time and sleeping (tests pass a virtual clock).
+   *
+   * @default systemClock
+   */
+  readonly clock?: Clock;
 }
+
+/** Default {@link RotateOptions.waitSeconds}: about what a live consumer needs to move and its data to age out. */
+export const DEFAULT_ROTATE_WAIT_SECONDS = 120;
 
 export interface RotateResult {
   readonly secret: string;
@@ -42,6 +80,15 @@ export interface RotateResult {
   readonly rotationReEnabled: boolean;
   /** Tags the command set and left in place (`converge:emergency=<versionId>`). */
   readonly tagsSet: readonly string[];
+  /** What the command checked before it started the rotation (absent for an emergency). */
+  readonly guardCheck?: {
+    readonly verdict: GuardOutlook['verdict'];
+    /** Seconds it waited for the guard to admit (0 when it admitted at once). */
+    readonly waitedSeconds: number;
+    readonly checks: number;
+    /** Why the check could not decide, or why it did not apply. */
+    readonly note?: string;
+  };
 }
 
 /**
@@ -66,6 +113,12 @@ export async function rotate(
     state = await readSecretState(clients, state.arn, { decrypt: false });
     checkCanRotate(state, options);
   }
+  let guardCheck: RotateResult['guardCheck'];
+  if (!options.emergency) {
+    const checked = await waitForGuard(clients, state, options);
+    state = checked.state;
+    guardCheck = checked.guardCheck;
+  }
   const token = randomUUID();
   const base = {
     secret: state.name,
@@ -73,6 +126,7 @@ export async function rotate(
     currentVersionId: state.current?.versionId,
     previousVersionId: state.previous?.versionId,
     rotationReEnabled: !state.rotationEnabled,
+    ...(guardCheck ? { guardCheck } : {}),
   };
   if (!options.emergency) {
     const out = await clients.sm.send(
@@ -100,6 +154,64 @@ export async function rotate(
     );
   }
   return { ...base, versionId: out.VersionId ?? token, tagsSet: [`${TAG_EMERGENCY}=${token}`] };
+}
+
+/**
+ * Checks what the revocation guard would decide until it would admit or `waitSeconds` have passed.
+ * The secret is read again before each check: a rotation that started meanwhile stops the command.
+ */
+async function waitForGuard(
+  clients: CliClients,
+  initial: SecretState,
+  options: RotateOptions,
+): Promise<{ state: SecretState; guardCheck: NonNullable<RotateResult['guardCheck']> }> {
+  const clock = options.clock ?? systemClock;
+  const waitSeconds = options.waitSeconds ?? DEFAULT_ROTATE_WAIT_SECONDS;
+  const pollMs = Math.max(1, options.pollSeconds ?? 5) * 1000;
+  const started = clock.now();
+  const deadline = started + waitSeconds * 1000;
+  let state = initial;
+  let lastWho = '';
+  for (let checks = 1; ; checks++) {
+    const outlook = await revocationOutlook(clients, state, clock.now());
+    const waitedSeconds = Math.round((clock.now() - started) / 1000);
+    if (outlook.verdict !== 'hold') {
+      const note = outlook.error
+        ? `could not check the consumers (${outlook.error}); started anyway: the rotation function's revocation guard decides`
+        : outlook.note;
+      if (waitedSeconds > 0)
+        options.progress?.(
+          `rotate: the revocation guard would admit now (after ${waitedSeconds} s); starting the rotation`,
+        );
+      return {
+        state,
+        guardCheck: { verdict: outlook.verdict, waitedSeconds, checks, ...(note ? { note } : {}) },
+      };
+    }
+    const waits = outlook.waits.map((w) => w.text).join('; ');
+    if (clock.now() >= deadline) {
+      throw new RotationWouldBlockError(
+        state.name,
+        outlook.waits.map((w) => w.blocking),
+        `rotation of ${state.name} NOT started: the revocation guard would hold` +
+          `${waitSeconds > 0 ? ` after ${waitedSeconds} s of waiting` : ''}: ${waits}. Nothing was changed. ` +
+          `See \`converge status ${state.name}\`; run rotate again (with a longer --wait) once it moves`,
+      );
+    }
+    // The full story when what blocks changes; a short line otherwise.
+    const who = outlook.waits
+      .map((w) => `${w.blocking.consumer}:${w.blocking.reason}:${w.blocking.lastGeneration}`)
+      .join(',');
+    options.progress?.(
+      who === lastWho
+        ? `rotate: [${waitedSeconds} s of ${waitSeconds} s] still waiting for ${outlook.waits.map((w) => w.blocking.consumer).join(', ')}`
+        : `rotate: [${waitedSeconds} s of ${waitSeconds} s] the revocation guard would hold: ${waits}`,
+    );
+    lastWho = who;
+    await clock.sleep(Math.min(pollMs, deadline - clock.now()));
+    state = await readSecretState(clients, state.arn, { decrypt: false });
+    checkCanRotate(state, options);
+  }
 }
 
 function checkCanRotate(state: SecretState, options: RotateOptions): void {

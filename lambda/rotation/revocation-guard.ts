@@ -28,6 +28,7 @@ import {
   SESSIONS_TERMINATED,
 } from '../shared/metric-contract';
 import { alternateUsername, type DbSecret } from '../shared/secret';
+import { readAbortRecord } from './aborted';
 import { withMasterSession } from './connections';
 import type { StepContext } from './context';
 import { emitFunctionMetric } from './function-metrics';
@@ -175,6 +176,8 @@ async function consumerGate(
       decideRevocation(registry, readout, {
         current: input.current.generation,
         pending: input.pending?.generation,
+        // Points an aborted rotation's credential left before `converge abort` (gates/decision.ts).
+        aborted: readAbortRecord(ctx.description),
       }),
     { statistics: REVOCATION_STATISTICS },
   );

@@ -200,6 +200,21 @@ export class RevocationBlockedError extends ConvergeError {
 }
 
 /**
+ * `converge rotate` did not start a rotation: the next rotation's revocation guard would hold on
+ * these consumers, and they did not move within the wait. Nothing was changed.
+ */
+export class RotationWouldBlockError extends ConvergeError {
+  public constructor(
+    public readonly secret: string,
+    public readonly blocking: readonly StaleConsumer[],
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RotationWouldBlockError';
+  }
+}
+
+/**
  * finishSecret will not promote: while it waited, the rotation was aborted (AWSPENDING left the
  * token) or superseded (AWSCURRENT moved to another version). Nothing was changed.
  */

@@ -125,14 +125,18 @@ describe('CLI: converge status', () => {
     expect(text.code).toBe(3);
     expect(json.code).toBe(3);
     expect(text.out).toMatch(/^Health {6}HOLDING \(exit 3\): the next rotation would be blocked: revocation worker: silent/m);
-    expect(text.out).toMatch(/worker\s+restart-only\s+0\s+\d+s\s+SILENT/);
+    expect(text.out).toMatch(/worker\s+restart-only\s+0\s+\d+s\s+BLOCKING revocation: silent\s+silent since \S+/);
     expect(text.out).toMatch(/api\s+live\s+1\s+\d+s\s+OK/);
     expect(text.out).toMatch(/revocation\s+HOLD \(needs generation 1\): worker: silent/);
+    expect(text.out.split('\n')[0]).toBe('Next: restart worker');
     const r = JSON.parse(json.out) as StatusReport;
-    expect(r.consumers.map((c) => [c.name, c.state])).toEqual([
-      ['api', 'ok'],
-      ['worker', 'silent'],
+    // Nothing waits, so the next rotation's revocation guard is what matters: worker blocks it.
+    expect(r.consumers.map((c) => [c.name, c.state, c.blocks, c.reason])).toEqual([
+      ['api', 'OK', undefined, undefined],
+      ['worker', 'BLOCKING', 'revocation', 'silent'],
     ]);
+    expect(r.rotation).toEqual({ state: 'idle' });
+    expect(r.nextAction).toMatchObject({ kind: 'restart', consumer: 'worker' });
     expect(r.registry.counts).toEqual({ live: 1, scheduled: 0, 'restart-only': 1 });
     expect(r.gates.revocation.verdict).toBe('hold');
     expect(r.gates.promotion.verdict).toBe('not-applicable');
@@ -153,6 +157,10 @@ describe('CLI: converge status', () => {
     expect(r.health).toEqual({ state: 'holding', exitCode: 3, reasons: [expect.stringMatching(/^a rotation is waiting \(version \S+, generation 1\); promotion gate HOLD$/)] });
     expect(r.rotationInProgress).toBe(true);
     expect(r.gates.promotion).toMatchObject({ verdict: 'hold', requiredGeneration: 1, reasons: ['api: stale (reports generation 0)'] });
+    // createSecret ran, finishSecret's gate has not held yet: in progress, api not yet on the pending generation.
+    expect(r.rotation).toEqual({ state: 'in-progress', versionId: token, generation: 1 });
+    expect(r.consumers).toEqual([expect.objectContaining({ name: 'api', state: 'STALE', generation: 0, requiredGeneration: 1 })]);
+    expect(r.nextAction.kind).toBe('wait');
   });
 
   it('--sessions counts the open sessions of the previous user as the master, and the revocation gate holds on them', async () => {

@@ -11,6 +11,7 @@ import {
   type GenerationStatistic,
 } from '../../shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../shared/registry';
+import type { AbortRecord } from '../aborted';
 
 /** What one registered consumer's data says, with its mode. */
 export interface ConsumerEvidence extends ConsumerGenerationStatus {
@@ -33,6 +34,12 @@ export interface GateDecision {
   readonly acceptedGenerations?: readonly number[];
   /** Consumers that block, named with their last generation (empty when admitted). */
   readonly blocking: readonly StaleConsumer[];
+  /**
+   * Revocation only, when an abort record was given and applies: consumers whose data points of the
+   * aborted generation were set aside because they predate the abort and the consumer reported
+   * after it (see {@link decideRevocation}).
+   */
+  readonly abortedBefore?: readonly string[];
   /** Evidence for every consumer considered (blocking or not), for logs and the CLI. */
   readonly consumers: readonly ConsumerEvidence[];
 }
@@ -57,6 +64,12 @@ export interface AcceptedGenerations {
   readonly current: number;
   /** This rotation's AWSPENDING generation, when a rotation is in progress (a live consumer may already use it). */
   readonly pending?: number;
+  /**
+   * The last operator abort (the `converge:aborted` tag, lambda/rotation/aborted.ts). Data points of
+   * its generation that a consumer published before it are not evidence of use once that consumer
+   * has reported after it.
+   */
+  readonly aborted?: Pick<AbortRecord, 'generation' | 'at'>;
 }
 
 /**
@@ -107,6 +120,15 @@ export function decidePromotion(
  *   `maxStalenessSeconds` must therefore cover a scheduled job's interval; the emergency override
  *   is the way past a consumer that is really gone.
  *
+ * - After an operator abort (`accepted.aborted`, the `converge:aborted` tag): a live consumer that had
+ *   adopted the aborted rotation's pending credential reported that generation until its next
+ *   refresh. Buckets of the aborted generation that ENDED before the abort are set aside once the
+ *   consumer has a fresh bucket that STARTED after it: the consumer reported after the abort, so it
+ *   was alive to see it. A bucket of the aborted generation that straddles the abort or lies after
+ *   it still blocks (a process kept the aborted credential), and so does a consumer with no bucket
+ *   after the abort. What a process that went quiet still holds is the sessions check's to see
+ *   (revocation-guard.ts counts the user's sessions whatever this decides).
+ *
  * Needs a readout with the Maximum (read with `REVOCATION_STATISTICS`). Limit: a process on a burnt
  * generation strictly BETWEEN current and pending is hidden when the same bucket also holds a
  * process on current and one on pending (Minimum current, Maximum pending).
@@ -131,6 +153,14 @@ export function decideRevocation(
     accepted.pending === undefined || accepted.pending === accepted.current
       ? [accepted.current]
       : [accepted.current, accepted.pending];
+  // An abort record counts only for a generation no rotation stands behind (never current or pending).
+  const aborted =
+    accepted.aborted &&
+    accepted.aborted.generation > accepted.current &&
+    !acceptedGenerations.includes(accepted.aborted.generation)
+      ? accepted.aborted
+      : undefined;
+  const abortedBefore: string[] = [];
   const evidence: ConsumerEvidence[] = [];
   const blocking: StaleConsumer[] = [];
   for (const c of registry) {
@@ -141,7 +171,13 @@ export function decideRevocation(
       blocking.push(behind);
       continue;
     }
-    const unaccepted = (e.generations ?? []).filter((g) => !acceptedGenerations.includes(g));
+    const { unaccepted, setAside } = unacceptedGenerations(
+      e,
+      readout,
+      acceptedGenerations,
+      aborted,
+    );
+    if (setAside) abortedBefore.push(c.name);
     if (unaccepted.length > 0)
       blocking.push({ consumer: c.name, reason: 'ahead', lastGeneration: Math.max(...unaccepted) });
   }
@@ -151,7 +187,39 @@ export function decideRevocation(
     acceptedGenerations,
     blocking,
     consumers: evidence,
+    ...(aborted ? { abortedBefore } : {}),
   };
+}
+
+/**
+ * The generations outside `accepted` in a consumer's fresh buckets (Minimum and Maximum), leaving
+ * out the aborted generation's buckets that ended before the abort when the consumer has a fresh
+ * bucket that started after it. A bucket that straddles the abort counts: its points cannot be told
+ * apart. `setAside` says whether anything was left out.
+ */
+function unacceptedGenerations(
+  e: ConsumerEvidence,
+  readout: GenerationReadout,
+  accepted: readonly number[],
+  aborted: Pick<AbortRecord, 'generation' | 'at'> | undefined,
+): { unaccepted: number[]; setAside: boolean } {
+  if (e.state !== 'fresh') return { unaccepted: [], setAside: false };
+  const cutoff = readout.now - e.maxStalenessSeconds * 1000;
+  const fresh = (readout.series.get(e.consumer) ?? []).filter(
+    (p) => p.timestamp + e.period * 1000 > cutoff,
+  );
+  const reportedAfter = aborted !== undefined && fresh.some((p) => p.timestamp >= aborted.at);
+  const unaccepted = new Set<number>();
+  let setAside = false;
+  for (const p of fresh) {
+    const before = p.timestamp + e.period * 1000 <= (aborted?.at ?? Number.NEGATIVE_INFINITY);
+    for (const g of p.maximum === undefined ? [p.minimum] : [p.minimum, p.maximum]) {
+      if (accepted.includes(g)) continue;
+      if (reportedAfter && before && g === aborted!.generation) setAside = true;
+      else unaccepted.add(g);
+    }
+  }
+  return { unaccepted: [...unaccepted].sort((a, b) => a - b), setAside };
 }
 
 /**

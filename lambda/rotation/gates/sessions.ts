@@ -4,6 +4,7 @@
  * `pg_signal_backend` to terminate (RDS's `rds_superuser` has them).
  */
 import type { Client } from 'pg';
+import { parseApplicationName, type SessionAttribution } from '../../shared/application-name';
 import { DatabaseOperationError, redactedCause } from '../../shared/errors';
 
 /** One backend of the user, as pg_stat_activity shows it (never the query text). */
@@ -14,6 +15,11 @@ export interface UserSession {
   readonly clientAddr: string | null;
   readonly database: string | null;
   readonly backendStart: string | null;
+  /**
+   * Who opened it, parsed from its `cv1` application_name (lambda/shared/application-name.ts);
+   * absent when the session was not opened through the consumer library ("unattributed").
+   */
+  readonly attribution?: SessionAttribution;
 }
 
 /** How long pg_terminate_backend waits for each backend to exit (PostgreSQL 14+). */
@@ -31,20 +37,30 @@ export const TERMINATE_ROUNDS = 3;
  */
 export async function listSessions(master: Client, username: string): Promise<UserSession[]> {
   try {
-    const r = await master.query<{ pid: number; application_name: string | null; client_addr: string | null; datname: string | null; backend_start: Date | null }>(
+    const r = await master.query<{
+      pid: number;
+      application_name: string | null;
+      client_addr: string | null;
+      datname: string | null;
+      backend_start: Date | null;
+    }>(
       `SELECT pid, application_name, pg_catalog.host(client_addr) AS client_addr, datname, backend_start
          FROM pg_catalog.pg_stat_activity
         WHERE usename = $1::pg_catalog.name AND pid <> pg_catalog.pg_backend_pid()
         ORDER BY pid`,
       [username],
     );
-    return r.rows.map((row) => ({
-      pid: row.pid,
-      applicationName: row.application_name ?? '',
-      clientAddr: row.client_addr,
-      database: row.datname,
-      backendStart: row.backend_start ? new Date(row.backend_start).toISOString() : null,
-    }));
+    return r.rows.map((row) => {
+      const attribution = parseApplicationName(row.application_name);
+      return {
+        pid: row.pid,
+        applicationName: row.application_name ?? '',
+        clientAddr: row.client_addr,
+        database: row.datname,
+        backendStart: row.backend_start ? new Date(row.backend_start).toISOString() : null,
+        ...(attribution ? { attribution } : {}),
+      };
+    });
   } catch (err) {
     throw new DatabaseOperationError(`could not read pg_stat_activity for user "${username}"`, {
       cause: redactedCause(err),
@@ -72,7 +88,9 @@ export async function terminateSessions(master: Client, username: string): Promi
     if (sessions.length === 0) return terminated;
     for (const s of sessions) {
       try {
-        const sql = waits ? 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4, $2::pg_catalog.int8) AS ok' : 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4) AS ok';
+        const sql = waits
+          ? 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4, $2::pg_catalog.int8) AS ok'
+          : 'SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4) AS ok';
         await master.query(sql, waits ? [s.pid, TERMINATE_WAIT_MS] : [s.pid]);
         terminated.push(s);
       } catch (err) {
@@ -96,6 +114,8 @@ export async function terminateSessions(master: Client, username: string): Promi
 }
 
 async function supportsTerminateTimeout(master: Client): Promise<boolean> {
-  const r = await master.query<{ v: string }>("SELECT pg_catalog.current_setting('server_version_num') AS v");
+  const r = await master.query<{ v: string }>(
+    "SELECT pg_catalog.current_setting('server_version_num') AS v",
+  );
   return Number(r.rows[0]?.v) >= 140000;
 }

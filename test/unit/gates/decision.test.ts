@@ -130,6 +130,65 @@ describe('Function: decideRevocation', () => {
     expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
   });
 
+  describe('after an operator abort (the converge:aborted record)', () => {
+    // Current 5; the aborted rotation's generation 6; the abort happened 60 s before T0. Buckets are
+    // 60 s: one that started 180 s before T0 ended before the abort, one that started at T0 after it.
+    const aborted = { generation: 6, at: T0 - 60_000 };
+    const consumers = registry([['api', 'live'], ['legacy', 'restart-only']]);
+
+    it('sets aside points of the aborted generation from before the abort once the consumer reported current after it', () => {
+      // Act
+      const d = decideRevocation(consumers, guardReadout({ api: [[180_000, 6], [0, 5]], legacy: [[0, 5]] }), { current: 5, aborted });
+      // Assess
+      expect(d).toMatchObject({ admit: true, blocking: [], abortedBefore: ['api'] });
+    });
+
+    it('still blocks a consumer that reported the aborted generation after the abort (it kept the aborted credential)', () => {
+      // Act: one process fell back, another still reports 6 after the abort
+      const d = decideRevocation(consumers, guardReadout({ api: [[180_000, 6], [0, 5, 6]], legacy: [[0, 5]] }), { current: 5, aborted });
+      // Assess
+      expect(d.admit).toBe(false);
+      expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+    });
+
+    it('still blocks a consumer with no data point after the abort (nothing shows it moved)', () => {
+      // Act: api's newest bucket ended before the abort; it is still fresh
+      const d = decideRevocation(consumers, guardReadout({ api: [[180_000, 6], [240_000, 5]], legacy: [[0, 5]] }), { current: 5, aborted });
+      // Assess
+      expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+    });
+
+    it('still blocks on a bucket of the aborted generation that straddles the abort (before or after cannot be told)', () => {
+      // Act: the bucket that started 90 s before T0 ended 30 s before it, after the abort
+      const d = decideRevocation(consumers, guardReadout({ api: [[90_000, 6], [0, 5]], legacy: [[0, 5]] }), { current: 5, aborted });
+      // Assess
+      expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+    });
+
+    it('sets aside nothing of another burnt generation than the aborted one', () => {
+      // Act: generation 7 was aborted; api's old points are of 6, burnt by an earlier abort
+      const d = decideRevocation(consumers, guardReadout({ api: [[180_000, 6], [0, 5]], legacy: [[0, 5]] }), {
+        current: 5,
+        aborted: { generation: 7, at: aborted.at },
+      });
+      // Assess
+      expect(d.blocking).toEqual([{ consumer: 'api', reason: 'ahead', lastGeneration: 6 }]);
+    });
+
+    it('ignores a record of a generation a rotation stands behind (the pending one, or not newer than current)', () => {
+      // Act: the record names 6, but 6 is this rotation's pending generation; and a record of 5 (current)
+      const pending = decideRevocation(consumers, guardReadout({ api: [[180_000, 6], [0, 5]], legacy: [[0, 5]] }), { current: 5, pending: 6, aborted });
+      const current = decideRevocation(consumers, guardReadout({ api: [[180_000, 4], [0, 5]], legacy: [[0, 5]] }), {
+        current: 5,
+        aborted: { generation: 5, at: aborted.at },
+      });
+      // Assess
+      expect(pending).toMatchObject({ admit: true, acceptedGenerations: [5, 6] });
+      expect(pending.abortedBefore).toBeUndefined();
+      expect(current.blocking).toEqual([{ consumer: 'api', reason: 'stale', lastGeneration: 4 }]);
+    });
+  });
+
   it('refuses a readout without the Maximum (a process ahead would be invisible)', () => {
     // Act / Assess
     expect(() => decideRevocation(registry([['api', 'live']]), readout({ api: [[0, 5]] }), { current: 5 })).toThrow(/needs each bucket's Maximum/);
