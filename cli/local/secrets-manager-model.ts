@@ -13,7 +13,12 @@
  * - CancelRotateSecret turns automatic rotation off, invokes no further step of a rotation in
  *   progress, leaves every staging label where it is, and answers the partial version's id;
  * - GetSecretValue of a version without a value, an unknown version, or a stage not on the version
- *   throws ResourceNotFoundException.
+ *   throws ResourceNotFoundException;
+ * - TagResource (and CreateSecret's Tags) validate like the service's API model: a key of 1-128 and
+ *   a value of 0-256 Unicode characters, both matching `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`, and at
+ *   most 50 tags per secret (keys starting with `aws:` do not count), else ValidationException and
+ *   nothing is changed. (The API reference documents the 50-tag limit but not the error the service
+ *   answers with; the model answers ValidationException.)
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -21,6 +26,7 @@ import {
   InvalidRequestException,
   ResourceExistsException,
   ResourceNotFoundException,
+  SecretsManagerServiceException,
   type CreateSecretCommandInput,
   type CreateSecretCommandOutput,
   type DescribeSecretCommandInput,
@@ -154,6 +160,7 @@ export class SecretsManagerModel {
 
   public createSecret(input: CreateSecretCommandInput): CreateSecretCommandOutput {
     if (!input.Name) throw invalidParameter('Name is required');
+    validateTags(new Map(), input.Tags ?? []);
     for (const s of this.secrets.values()) {
       if (s.name === input.Name) {
         throw new ResourceExistsException({ message: `The operation failed because the secret ${input.Name} already exists.`, ...meta });
@@ -385,6 +392,7 @@ export class SecretsManagerModel {
 
   public tagResource(input: TagResourceCommandInput): object {
     const s = this.find(input.SecretId);
+    validateTags(s.tags, input.Tags ?? []);
     for (const t of input.Tags ?? []) s.tags.set(t.Key ?? '', t.Value ?? '');
     return meta;
   }
@@ -476,6 +484,43 @@ export class SecretsManagerModel {
       if (s.name === secretId || s.arn.startsWith(`${secretId}-`) && secretId.startsWith('arn:')) return s;
     }
     throw notFound(`secret ${secretId}`);
+  }
+}
+
+/** The characters the service's API model allows in tag keys and values. */
+const TAG_PATTERN = /^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$/u;
+const MAX_TAGS = 50;
+
+/**
+ * The error the service answers when a request fails its API model's constraints (it is not one of
+ * the SDK's modelled exceptions, so it surfaces as a SecretsManagerServiceException with this name).
+ */
+export class ValidationException extends SecretsManagerServiceException {
+  public constructor(message: string) {
+    super({ name: 'ValidationException', $fault: 'client', message, ...meta });
+  }
+}
+
+/**
+ * Checks `tags` as the service does before it adds them to `existing`. The message names the
+ * member and the constraint, never the value.
+ */
+function validateTags(existing: ReadonlyMap<string, string>, tags: readonly { Key?: string; Value?: string }[]): void {
+  const errors: string[] = [];
+  tags.forEach((t, i) => {
+    const at = `tags.${i + 1}.member`;
+    const key = t.Key ?? '';
+    const value = t.Value ?? '';
+    const keyLength = [...key].length;
+    if (keyLength < 1 || keyLength > 128) errors.push(`${at}.key failed to satisfy constraint: Member must have length between 1 and 128`);
+    if (!TAG_PATTERN.test(key)) errors.push(`${at}.key failed to satisfy constraint: Member must satisfy regular expression pattern: ${TAG_PATTERN.source}`);
+    if ([...value].length > 256) errors.push(`${at}.value failed to satisfy constraint: Member must have length less than or equal to 256`);
+    if (!TAG_PATTERN.test(value)) errors.push(`${at}.value failed to satisfy constraint: Member must satisfy regular expression pattern: ${TAG_PATTERN.source}`);
+  });
+  if (errors.length > 0) throw new ValidationException(`${errors.length} validation error${errors.length > 1 ? 's' : ''} detected: ${errors.join('; ')}`);
+  const keys = new Set([...existing.keys(), ...tags.map((t) => t.Key ?? '')].filter((k) => !k.startsWith('aws:')));
+  if (keys.size > MAX_TAGS) {
+    throw new ValidationException(`a secret can have at most ${MAX_TAGS} tags; this request would leave it with ${keys.size}`);
   }
 }
 

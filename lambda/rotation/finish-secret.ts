@@ -11,8 +11,16 @@
  *
  * Override tags: force-finish is removed before the move; after an emergency rotation's move, the
  * formerly current credential is revoked and then the emergency tag is removed (see emergency.ts).
+ *
+ * Records (lambda/rotation/records.ts): once the version is AWSCURRENT, the records of versions that
+ * no longer have a stage, the gate's hold record and this rotation's last-failure record are removed
+ * in one UntagResource call (best effort: a record left behind is pruned by the next promotion).
  */
-import { UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeSecretCommand,
+  UntagResourceCommand,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { AuthenticationFailedError, RotationStateError } from '../shared/errors';
 import { ROTATIONS_COMPLETED } from '../shared/metric-contract';
 import { targetOf, withClient } from '../shared/pg-connection';
@@ -24,6 +32,7 @@ import { revokeFormerlyCurrent } from './emergency';
 import { emitFunctionMetric } from './function-metrics';
 import { removeOverride, TAG_FORCE_FINISH } from './overrides';
 import { promotionGate } from './promotion-gate';
+import { readLastFailure, staleVersionRecordKeys, TAG_GATE, TAG_LAST_FAILURE } from './records';
 import { readPending } from './secrets';
 import { currentVersion, stillPending } from './still-pending';
 
@@ -87,9 +96,36 @@ export async function finishSecret(ctx: StepContext): Promise<void> {
   await afterPromotion(ctx);
 }
 
-/** What an emergency rotation owes once its version is AWSCURRENT. */
+/** What an emergency rotation owes once its version is AWSCURRENT, then the records' cleanup. */
 async function afterPromotion(ctx: StepContext): Promise<void> {
   if (ctx.overrides.emergency) await revokeFormerlyCurrent(ctx, ctx.token);
+  await pruneRecords(ctx);
+}
+
+/**
+ * Removes the records a promotion makes obsolete: version records of versions without a stage, the
+ * gate record, and a last-failure record of this rotation (it was overcome). Read after the move,
+ * since the move is what takes the stage off the formerly previous version. Never throws.
+ */
+async function pruneRecords(ctx: StepContext): Promise<void> {
+  try {
+    const fresh = await awsCall('DescribeSecret', () =>
+      ctx.secretsManager.send(new DescribeSecretCommand({ SecretId: ctx.secretArn })),
+    );
+    const keys = staleVersionRecordKeys(fresh);
+    const present = new Set((fresh.Tags ?? []).map((t) => t.Key));
+    if (present.has(TAG_GATE)) keys.push(TAG_GATE);
+    if (readLastFailure(fresh)?.versionId === ctx.token) keys.push(TAG_LAST_FAILURE);
+    if (keys.length === 0) return;
+    await awsCall('UntagResource', () =>
+      ctx.secretsManager.send(new UntagResourceCommand({ SecretId: ctx.secretArn, TagKeys: keys })),
+    );
+  } catch (err) {
+    ctx.logger.warn('finishSecret: could not prune the records (the next promotion prunes them)', {
+      errorName: (err as Error).name,
+      errorMessage: (err as Error).message,
+    });
+  }
 }
 
 async function assertPendingLogsIn(ctx: StepContext, pending: DbSecret): Promise<void> {

@@ -14,9 +14,16 @@ import {
   secretNameDimension,
 } from '../shared/metric-contract';
 import { loadConfig } from './config';
-import { systemClock, type RotationDependencies, type RotationEvent, type Step, type StepContext } from './context';
+import {
+  systemClock,
+  type RotationDependencies,
+  type RotationEvent,
+  type Step,
+  type StepContext,
+} from './context';
 import { createSecret } from './create-secret';
 import { checkEntry, parseEvent } from './entry-checks';
+import { clearStepFailure, recordStepFailure } from './failure-record';
 import { finishSecret } from './finish-secret';
 import { emitFunctionMetric } from './function-metrics';
 import { checkPending, type CheckEvent } from './pending-check';
@@ -92,7 +99,9 @@ export interface RunStepOptions {
 }
 
 /**
- * Runs one step with its entry checks, logging outcome and failure (never a secret value).
+ * Runs one step with its entry checks, logging outcome and failure (never a secret value). A failure
+ * other than a gate hold is also recorded on the secret (`converge:last-failure`, see
+ * lambda/rotation/failure-record.ts), best effort.
  *
  * @example
  * await runStep(deps, { Step: 'createSecret', SecretId: arn, ClientRequestToken: token });
@@ -102,19 +111,32 @@ export async function runStep(
   event: RotationEvent,
   options: RunStepOptions = {},
 ): Promise<void> {
-  const logger = deps.logger.createChild({ persistentKeys: { secretId: event.SecretId, step: event.Step, token: event.ClientRequestToken } });
+  const logger = deps.logger.createChild({
+    persistentKeys: { secretId: event.SecretId, step: event.Step, token: event.ClientRequestToken },
+  });
   const scoped: RotationDependencies = { ...deps, logger };
   let ctx: StepContext | undefined;
   try {
     ctx = await checkEntry(scoped, event);
     if (!ctx) return;
     if (ctx.overrides.emergency) {
-      logger.warn('EMERGENCY rotation requested by operator override: the revocation guard will not wait for consumers');
+      logger.warn(
+        'EMERGENCY rotation requested by operator override: the revocation guard will not wait for consumers',
+      );
     }
     await STEP_FUNCTIONS[event.Step](ctx);
+    await clearStepFailure(scoped, ctx.secretArn, ctx.description, event);
   } catch (err) {
     const e = err as Error;
-    logger.error(`${event.Step} failed`, { errorName: e.name, errorMessage: e.message, typed: err instanceof ConvergeError });
+    logger.error(`${event.Step} failed`, {
+      errorName: e.name,
+      errorMessage: e.message,
+      typed: err instanceof ConvergeError,
+    });
+    // For `converge status` (a gate hold is recorded by the gate itself, in converge:gate).
+    if (!(err instanceof ConvergencePendingError)) {
+      await recordStepFailure(scoped, ctx?.secretArn ?? event.SecretId, event, err);
+    }
     // Entry-check failures count too (the RotationFailed alarm reads this metric).
     const scope = ctx ?? { ...scoped, secretName: secretNameDimension(event.SecretId) };
     emitFunctionMetric(scope, ROTATION_STEP_FAILURES, 1, 'Count');

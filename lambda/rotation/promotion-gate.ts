@@ -2,7 +2,10 @@
  * Promotion gate: finishSecret calls {@link promotionGate} before it moves
  * AWSCURRENT. It returns when every registered `live` consumer reports the pending generation with
  * fresh data (and, with replica regions, when replication is InSync), and throws
- * ConvergencePendingError otherwise, with no side effects on the secret.
+ * ConvergencePendingError otherwise, with no side effect on the secret other than its hold record:
+ * the `converge:gate` tag (lambda/rotation/records.ts) says since when the gate holds this version
+ * and after how many evaluations, summed over invocations. It is written once per invocation that
+ * holds (not per evaluation), best effort, and removed by finishSecret on promotion.
  *
  * It polls within the invocation: one GetMetricData call per evaluation for up to 500 consumers,
  * an evaluation every `gate.pollSeconds`, for at most `min(gate.maxWaitSeconds, time left in the
@@ -13,6 +16,7 @@
  */
 import {
   DescribeSecretCommand,
+  TagResourceCommand,
   type DescribeSecretCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
 import { AwsCallError, ConvergencePendingError, type StaleConsumer } from '../shared/errors';
@@ -30,6 +34,7 @@ import { emitFunctionMetric } from './function-metrics';
 import { decidePromotion, type GateDecision } from './gates/decision';
 import { consumerEvidence } from './gates/evidence';
 import { TAG_FORCE_FINISH } from './overrides';
+import { encodeGateRecord, nextGateRecord, readGateRecord, TAG_GATE } from './records';
 import { stillPending } from './still-pending';
 
 /**
@@ -103,8 +108,10 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
   });
 
   let last: PromotionEvaluation | undefined;
+  let evaluations = 0;
   for (let evaluation = 1; evaluation <= maxEvaluations; evaluation++) {
     last = await evaluatePromotion(ctx, pending.generation);
+    evaluations = evaluation;
     if (last.admit) {
       const waited = (ctx.clock.now() - started) / 1000;
       emitFunctionMetric(scope, GATE_WAIT_SECONDS, waited, 'Seconds');
@@ -154,13 +161,46 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
     replicasNotInSync: error.replicasNotInSync,
     waitedSeconds: waited,
   });
+  await recordGateHold(ctx, evaluations);
   throw error;
+}
+
+/**
+ * Writes the `converge:gate` record after `evaluations` more evaluations held this version: the
+ * first hold's time and the count carry on from the record the step started with. Best effort: a
+ * failure is logged and the hold goes on as it would without the record.
+ *
+ * @example
+ * await recordGateHold(ctx, 3);
+ */
+export async function recordGateHold(ctx: StepContext, evaluations: number): Promise<void> {
+  try {
+    const record = nextGateRecord(
+      readGateRecord(ctx.description),
+      ctx.token,
+      new Date(ctx.clock.now()),
+      evaluations,
+    );
+    await awsCall('TagResource', () =>
+      ctx.secretsManager.send(
+        new TagResourceCommand({
+          SecretId: ctx.secretArn,
+          Tags: [{ Key: TAG_GATE, Value: encodeGateRecord(record) }],
+        }),
+      ),
+    );
+  } catch (err) {
+    ctx.logger.warn('promotion gate: could not record the hold in the converge:gate tag', {
+      errorName: (err as Error).name,
+      errorMessage: (err as Error).message,
+    });
+  }
 }
 
 /**
  * One evaluation without waiting (the re-drive's probe). When it does not admit, the pending
  * generation is reported as while the gate waits, so the ConvergenceLag alarm sees the rotation
- * still waiting.
+ * still waiting, and the hold is counted in the `converge:gate` record.
  *
  * @example
  * if (!(await probePromotion(ctx, pending)).admit) return 'held';
@@ -170,8 +210,10 @@ export async function probePromotion(
   pending: DbSecret,
 ): Promise<PromotionEvaluation> {
   const evaluation = await evaluatePromotion(ctx, pending.generation);
-  if (!evaluation.admit)
+  if (!evaluation.admit) {
     emitFunctionMetric(gateMetricScope(ctx), PENDING_GENERATION, pending.generation, 'None');
+    await recordGateHold(ctx, 1);
+  }
   return evaluation;
 }
 

@@ -24,6 +24,7 @@ import {
   TAG_FORCE_FINISH,
   TAG_GENERATION_HIGH_WATER,
 } from '../../lambda/rotation/overrides';
+import { TAG_GATE, TAG_LAST_FAILURE, TAG_VERSION_PREFIX } from '../../lambda/rotation/records';
 import { ConfigurationError } from '../../lambda/shared/errors';
 import { DEFAULT_NAMESPACE } from '../../lambda/shared/metric-contract';
 import {
@@ -367,10 +368,14 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
   public readonly secretName: string;
 
   private readonly secret: secretsmanager.ISecret;
+  private readonly masterSecret: secretsmanager.ISecret;
+  private readonly database: ec2.IConnectable;
 
   constructor(scope: Construct, id: string, props: ConvergeRotationProps) {
     super(scope, id);
     this.secret = props.secret;
+    this.masterSecret = props.masterSecret;
+    this.database = props.database;
     this.secretName = secretNameFor(props.secret, props.secretName);
     const identity = this.checkSecrets(props);
     this.metricNamespace = props.metricNamespace ?? DEFAULT_NAMESPACE;
@@ -629,10 +634,16 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
   }
 
   /**
-   * Lets an operator run the converge CLI on this secret: `status` (stages, generations, the
-   * registry from the function's configuration, consumer reports), `rotate [--emergency]`, `abort`
-   * and `finish --force`. `status --sessions` also needs read access to the master secret and a
-   * network path to the database; grant that separately where it is wanted.
+   * Lets an operator run the converge CLI on this secret: `status` (stages, generations and users
+   * from the rotation function's records, the registry from the function's configuration, consumer
+   * reports), `rotate [--emergency]`, `abort` and `finish --force`. It grants no
+   * `secretsmanager:GetSecretValue` and no `kms:Decrypt`: the operator never reads the live
+   * password. `status --sessions` logs in as the master to count the old user's sessions; grant
+   * that separately with {@link grantSessionsReader} (and a network path to the database) where
+   * it is wanted.
+   *
+   * @example
+   * rotation.grantOperator(onCallRole);
    */
   public grantOperator(grantee: iam.IGrantable): iam.Grant {
     const secretArn = arnForPolicies(this.secret);
@@ -641,7 +652,6 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
         grantee,
         actions: [
           'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
           'secretsmanager:RotateSecret',
           'secretsmanager:UpdateSecretVersionStage',
         ],
@@ -666,8 +676,37 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
         resourceArns: ['*'],
       }),
     ];
-    const key = this.secret.encryptionKey;
-    if (key) {
+    return grants.reduce((all, g) => all.combine(g));
+  }
+
+  /**
+   * What `converge status --sessions` reads to count the old user's open sessions, and nothing
+   * more: the rotated secret's AWSCURRENT value (for the database and the master secret's ARN),
+   * the master secret (DescribeSecret and GetSecretValue: it logs in as the master), `kms:Decrypt`
+   * through Secrets Manager for the keys that encrypt them, and, for an RDS database, the describe
+   * calls that find the database and its readers and read replicas (the same scope as the
+   * revocation guard). This grant reads live credentials, the master's included: give it only to
+   * whoever may log in as the master. It adds no network path to the database.
+   *
+   * @example
+   * rotation.grantOperator(onCallRole);
+   * rotation.grantSessionsReader(dbaBreakGlassRole);
+   */
+  public grantSessionsReader(grantee: iam.IGrantable): iam.Grant {
+    const grants = [
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['secretsmanager:GetSecretValue'],
+        resourceArns: [arnForPolicies(this.secret)],
+      }),
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        resourceArns: [arnForPolicies(this.masterSecret)],
+      }),
+    ];
+    for (const key of [this.secret.encryptionKey, this.masterSecret.encryptionKey]) {
+      if (!key) continue;
       const statement = useKeyThroughSecretsManager(this, undefined, key, ['kms:Decrypt']);
       grants.push(
         iam.Grant.addToPrincipal({
@@ -677,6 +716,25 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
           conditions: statement.conditions,
         }),
       );
+    }
+    const rdsArn = rdsDatabaseArn(this.database);
+    if (rdsArn) {
+      grants.push(
+        iam.Grant.addToPrincipal({ grantee, actions: [rdsArn.action], resourceArns: [rdsArn.arn] }),
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ['rds:DescribeDBInstances'],
+          resourceArns: [DATABASE_MEMBERS_ARN],
+        }),
+      );
+      const principal = grantee.grantPrincipal;
+      if (Construct.isConstruct(principal)) {
+        Validations.of(principal).acknowledge({
+          id: DATABASE_MEMBERS_FINDING,
+          reason:
+            "rds:DescribeDBInstances on the DB instances of this account and region: converge status --sessions counts sessions on the database's readers and read replicas, whose identifiers are not known when the stack is synthesized.",
+        });
+      }
     }
     return grants.reduce((all, g) => all.combine(g));
   }
@@ -722,16 +780,16 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
         resources: [secretArn],
       }),
     );
-    // The generation high-water mark and the operator override tags, and no other tag.
+    // The generation high-water mark, the operator override tags and the records status reads
+    // (lambda/rotation/records.ts: one per version, the gate's hold, the last failure), and no
+    // other tag.
     addStatement(
       new iam.PolicyStatement({
         sid: 'TagSecretWithConvergeTags',
         actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
         resources: [secretArn],
         conditions: {
-          'ForAllValues:StringEquals': {
-            'aws:TagKeys': [TAG_GENERATION_HIGH_WATER, TAG_EMERGENCY, TAG_FORCE_FINISH],
-          },
+          'ForAllValues:StringLike': { 'aws:TagKeys': FUNCTION_TAG_KEYS },
         },
       }),
     );
@@ -805,6 +863,19 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
     }
   }
 }
+
+/**
+ * The tag keys the rotation function writes and removes: exact keys, and the version records'
+ * prefix with a wildcard (version ids are only known at run time).
+ */
+const FUNCTION_TAG_KEYS = [
+  TAG_GENERATION_HIGH_WATER,
+  TAG_EMERGENCY,
+  TAG_FORCE_FINISH,
+  TAG_GATE,
+  TAG_LAST_FAILURE,
+  `${TAG_VERSION_PREFIX}*`,
+];
 
 /** The ConvergeRotations of each app (keyed by the construct tree's root) and their secrets. */
 const ROTATIONS = new WeakMap<

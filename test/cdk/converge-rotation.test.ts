@@ -13,6 +13,7 @@ import {
   TAG_FORCE_FINISH,
   TAG_GENERATION_HIGH_WATER,
 } from '../../lambda/rotation/overrides';
+import { TAG_GATE, TAG_LAST_FAILURE, TAG_VERSION_PREFIX } from '../../lambda/rotation/records';
 import {
   CONVERGENCE_PENDING,
   GATE_HOLD_ERRORS,
@@ -337,8 +338,15 @@ describe('ConvergeRotation', () => {
               Action: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
               Resource: SECRET_ARN,
               Condition: {
-                'ForAllValues:StringEquals': {
-                  'aws:TagKeys': [TAG_GENERATION_HIGH_WATER, TAG_EMERGENCY, TAG_FORCE_FINISH],
+                'ForAllValues:StringLike': {
+                  'aws:TagKeys': [
+                    TAG_GENERATION_HIGH_WATER,
+                    TAG_EMERGENCY,
+                    TAG_FORCE_FINISH,
+                    TAG_GATE,
+                    TAG_LAST_FAILURE,
+                    `${TAG_VERSION_PREFIX}*`,
+                  ],
                 },
               },
             },
@@ -589,7 +597,6 @@ describe('ConvergeRotation', () => {
               Effect: 'Allow',
               Action: [
                 'secretsmanager:DescribeSecret',
-                'secretsmanager:GetSecretValue',
                 'secretsmanager:RotateSecret',
                 'secretsmanager:UpdateSecretVersionStage',
               ],
@@ -612,6 +619,98 @@ describe('ConvergeRotation', () => {
           ],
         },
       });
+      expectOnlyAllowedStars(template);
+    });
+  });
+
+  describe('operator access without secret values (issue 12)', () => {
+    /** The statements of the policies attached to `role`. */
+    const statementsOf = (template: Template, role: iam.Role) => {
+      const policies = template.findResources('AWS::IAM::Policy', {
+        Properties: { Roles: [{ Ref: stack.getLogicalId(role.node.defaultChild as iam.CfnRole) }] },
+      });
+      return Object.values(policies).flatMap(
+        (r) =>
+          (r as { Properties: { PolicyDocument: { Statement: Array<Record<string, unknown>> } } })
+            .Properties.PolicyDocument.Statement,
+      );
+    };
+    /** One row per action and resource (CDK merges statements that differ in only one of them). */
+    const rowsOf = (statements: Array<Record<string, unknown>>) =>
+      statements.flatMap((st) =>
+        asArray(st.Action as string | string[]).flatMap((action) =>
+          asArray(st.Resource as unknown).map((resource) => ({
+            action,
+            resource,
+            condition: st.Condition,
+          })),
+        ),
+      );
+    const keyedSecrets = () => ({
+      secret: secretsmanager.Secret.fromSecretAttributes(stack, 'KeyedSecret', {
+        secretCompleteArn: SECRET_ARN,
+        encryptionKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
+      }),
+      masterSecret: secretsmanager.Secret.fromSecretAttributes(stack, 'KeyedMaster', {
+        secretCompleteArn: MASTER_ARN,
+        encryptionKey: kms.Key.fromKeyArn(stack, 'MasterKey', MASTER_KEY_ARN),
+      }),
+    });
+
+    test('grantOperator grants no GetSecretValue and no kms:Decrypt, even when customer keys encrypt the secrets', () => {
+      // GIVEN
+      const rotation = new ConvergeRotation(stack, 'Rotation', { ...f.props, ...keyedSecrets() });
+      const operator = new iam.Role(stack, 'Operator', {
+        assumedBy: new iam.AccountRootPrincipal(),
+      });
+
+      // WHEN
+      rotation.grantOperator(operator);
+
+      // THEN
+      const actions = rowsOf(statementsOf(Template.fromStack(stack), operator)).map(
+        (r) => r.action,
+      );
+      expect(actions).toContain('secretsmanager:DescribeSecret');
+      expect(actions).not.toContain('secretsmanager:GetSecretValue');
+      expect(actions).not.toContain('kms:Decrypt');
+    });
+
+    test('grantSessionsReader: exactly what status --sessions reads, scoped to the two secrets, their keys and the database', () => {
+      // GIVEN
+      const rotation = new ConvergeRotation(stack, 'Rotation', { ...f.props, ...keyedSecrets() });
+      const reader = new iam.Role(stack, 'SessionsReader', {
+        assumedBy: new iam.AccountRootPrincipal(),
+      });
+
+      // WHEN
+      const grant = rotation.grantSessionsReader(reader);
+
+      // THEN
+      grant.assertSuccess();
+      const template = Template.fromStack(stack);
+      const rows = rowsOf(statementsOf(template, reader));
+      const viaSecretsManager = {
+        StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` },
+      };
+      const secretRows = rows.filter((r) => !r.action.startsWith('rds:'));
+      expect(secretRows).toEqual(
+        expect.arrayContaining([
+          { action: 'secretsmanager:GetSecretValue', resource: SECRET_ARN, condition: undefined },
+          { action: 'secretsmanager:DescribeSecret', resource: MASTER_ARN, condition: undefined },
+          { action: 'secretsmanager:GetSecretValue', resource: MASTER_ARN, condition: undefined },
+          { action: 'kms:Decrypt', resource: KEY_ARN, condition: viaSecretsManager },
+          { action: 'kms:Decrypt', resource: MASTER_KEY_ARN, condition: viaSecretsManager },
+        ]),
+      );
+      expect(secretRows).toHaveLength(5);
+      // The database and its readers and replicas (the revocation guard's scope), describe only.
+      const rdsRows = rows.filter((r) => r.action.startsWith('rds:'));
+      expect(rdsRows.map((r) => r.action)).toEqual([
+        'rds:DescribeDBInstances',
+        'rds:DescribeDBInstances',
+      ]);
+      expect(rdsRows.map((r) => r.resource)).toContainEqual(DESCRIBE_DATABASE_MEMBERS.Resource);
       expectOnlyAllowedStars(template);
     });
   });

@@ -89,4 +89,31 @@ describe('ConvergeRotation: describing the members of the database (revocation g
     // The other wildcards stay for the application to acknowledge (lib/stacks/example-stack.ts does).
     expect(constructFindings).toContain('AwsSolutions-IAM5[Resource::*]');
   });
+
+  test('grantSessionsReader: the same describe for status --sessions, acknowledged on the grantee only', () => {
+    // GIVEN
+    const f = fixture();
+    const rotation = new ConvergeRotation(f.stack, 'Rotation', f.props);
+    const reader = new iam.Role(f.stack, 'SessionsReader', {
+      assumedBy: new iam.AccountRootPrincipal(),
+    });
+    const other = new iam.Role(f.stack, 'Other', { assumedBy: new iam.AccountRootPrincipal() });
+    other.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['rds:DescribeDBInstances'],
+        resources: [`arn:${Aws.PARTITION}:rds:${Aws.REGION}:${Aws.ACCOUNT_ID}:db:*`],
+      }),
+    );
+
+    // WHEN
+    rotation.grantSessionsReader(reader);
+    const findings = new AwsSolutionsChecks()
+      .validateScope(f.stack)
+      .violations.filter((v) => v.ruleName === MEMBERS_FINDING)
+      .flatMap((v) => v.violatingResources.map((r) => r.constructPath ?? r.resourceLogicalId));
+
+    // THEN: the reader's policy is acknowledged; an unrelated role with the same statement is not.
+    expect(findings).toHaveLength(1);
+    expect(String(findings[0])).toMatch(/Other/);
+  });
 });

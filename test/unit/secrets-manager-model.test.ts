@@ -7,6 +7,7 @@ import {
   ResourceNotFoundException,
   RotateSecretCommand,
   SecretsManagerClient,
+  TagResourceCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { installSecretsManagerModel } from '../../cli/local/install';
@@ -121,5 +122,53 @@ describe('Class: SecretsManagerModel (documented Secrets Manager behaviour behin
     expect(pw).toMatch(/[a-z]/);
     expect(pw).toMatch(/[A-Z]/);
     expect(pw).toMatch(/[0-9]/);
+  });
+
+  describe('TagResource validates tags like the service (ValidationException, nothing changed)', () => {
+    const tagsOf = async (arn: string) =>
+      Object.fromEntries(((await client.send(new DescribeSecretCommand({ SecretId: arn }))).Tags ?? []).map((t) => [t.Key, t.Value]));
+
+    it.each([
+      ['an empty key', { Key: '', Value: 'v' }],
+      ['a 129-character key', { Key: 'k'.repeat(129), Value: 'v' }],
+      ['a 257-character value', { Key: 'k', Value: 'v'.repeat(257) }],
+      ['a value with a double quote', { Key: 'k', Value: 'say "hi"' }],
+      ['a value with a newline', { Key: 'k', Value: 'a\nb' }],
+      ['a key with a comma', { Key: 'a,b', Value: 'v' }],
+    ])('refuses %s', async (_what, tag) => {
+      // Prepare
+      const { ARN } = model.createSecret({ Name: `tag-${Math.random()}`, SecretString: '{}', Tags: [{ Key: 'team', Value: 'payments' }] });
+      // Act
+      const act = client.send(new TagResourceCommand({ SecretId: ARN, Tags: [{ Key: 'ok', Value: 'fine' }, tag] }));
+      // Assess
+      await expect(act).rejects.toMatchObject({ name: 'ValidationException' });
+      await expect(act).rejects.toThrow(/tags\.2\.member/);
+      expect(await tagsOf(ARN!)).toEqual({ team: 'payments' });
+    });
+
+    it('accepts the limits exactly: 128-character key, 256-character value, letters of any script, spaces and _.:/=+-@', async () => {
+      const { ARN } = model.createSecret({ Name: `tag-${Math.random()}`, SecretString: '{}' });
+      const tags = [
+        { Key: 'k'.repeat(128), Value: 'v'.repeat(256) },
+        { Key: 'converge:version:abc', Value: 'Ünïcødé 用户 _.:/=+-@ 42' },
+        { Key: 'empty', Value: '' },
+      ];
+      await client.send(new TagResourceCommand({ SecretId: ARN, Tags: tags }));
+      expect(await tagsOf(ARN!)).toEqual(Object.fromEntries(tags.map((t) => [t.Key, t.Value])));
+    });
+
+    it('refuses a 51st tag but accepts overwriting one of 50', async () => {
+      // Prepare
+      const { ARN } = model.createSecret({ Name: `tag-${Math.random()}`, SecretString: '{}' });
+      await client.send(new TagResourceCommand({ SecretId: ARN, Tags: Array.from({ length: 50 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })) }));
+      // Act + Assess
+      await expect(client.send(new TagResourceCommand({ SecretId: ARN, Tags: [{ Key: 'k50', Value: 'v' }] }))).rejects.toMatchObject({
+        name: 'ValidationException',
+      });
+      await client.send(new TagResourceCommand({ SecretId: ARN, Tags: [{ Key: 'k0', Value: 'changed' }] }));
+      const tags = await tagsOf(ARN!);
+      expect(Object.keys(tags)).toHaveLength(50);
+      expect(tags.k0).toBe('changed');
+    });
   });
 });
