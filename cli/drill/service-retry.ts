@@ -4,7 +4,9 @@
  * re-attempts the rotation later, over minutes. The local Secrets Manager model runs each step
  * once, so the drill wraps the rotation function it registers: a setSecret refused with
  * RevocationBlockedError is invoked again every `everyMs`, up to `maxMs`, and every refusal is
- * recorded (what a scenario reports as the guard's holds). Nothing in lambda/ knows about it.
+ * recorded (what a scenario reports as the guard's holds). Likewise a finishSecret whose promotion
+ * gate gave up within its invocation (ConvergencePendingError) is invoked again, as the service's
+ * retry or the ConvergenceLag alarm's re-drive would. Nothing in lambda/ knows about it.
  */
 import type { RotationFunction } from '../local/secrets-manager-model';
 
@@ -48,12 +50,21 @@ export function withServiceRetry(
         return await fn(event);
       } catch (err) {
         const e = err as Error;
-        if (event.Step !== 'setSecret' || e?.name !== 'RevocationBlockedError') throw err;
-        options.onHold?.({
-          at: new Date().toISOString(),
-          versionId: event.ClientRequestToken,
-          error: `${e.name}: ${e.message}`,
-        });
+        const guardHold = event.Step === 'setSecret' && e?.name === 'RevocationBlockedError';
+        // A promotion gate that gave up within its invocation: the service's retry (or the
+        // ConvergenceLag alarm's re-drive) runs finishSecret again.
+        const gateHold = event.Step === 'finishSecret' && e?.name === 'ConvergencePendingError';
+        if (!guardHold && !gateHold) throw err;
+        if (guardHold)
+          options.onHold?.({
+            at: new Date().toISOString(),
+            versionId: event.ClientRequestToken,
+            error: `${e.name}: ${e.message}`,
+          });
+        else if (Date.now() + 1000 <= end) {
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
         if (Date.now() + everyMs > end || !running()) throw err;
         await new Promise((r) => setTimeout(r, everyMs));
       }

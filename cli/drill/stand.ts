@@ -182,7 +182,9 @@ export async function openStand(options: StandOptions): Promise<Stand> {
     const environment = {
       CONVERGE_CA_BUNDLE: pg.caBundlePath ?? '',
       CONVERGE_CONSUMERS: JSON.stringify(registry),
-      CONVERGE_GATE_MAX_WAIT_SECONDS: '120',
+      // Short invocations, retried (./service-retry.ts): each hold is recorded on the secret
+      // (converge:gate), which is what `converge status` reads to say since when the gate holds.
+      CONVERGE_GATE_MAX_WAIT_SECONDS: '4',
       CONVERGE_GATE_POLL_SECONDS: '1',
       CONVERGE_GATE_LOOKBACK_SECONDS: '60',
     };
