@@ -16,6 +16,7 @@ import type { CliClients } from './clients';
 import { HEALTH_EXIT_CODES } from './commands/health';
 import { confirmation, NO_TERMINAL, processTerminal, type Terminal } from './confirm';
 import { ROTATION_STEPS, type RotationStep } from './drill/fault';
+import { SCENARIO_NAMES, type ScenarioName } from './drill/scenario-names';
 import { ConfirmationRequiredError, describeCliError } from './errors';
 
 /** Where the CLI writes, and which clients it uses: injected by tests and the drill. */
@@ -42,6 +43,10 @@ export interface DrillArgs {
   readonly json: boolean;
   /** Rehearse a failed rotation: this step of the first rotation fails (`--fail <step>`). */
   readonly fail?: RotationStep;
+  /** The 2 a.m. page to rehearse (`--scenario <name>`, cli/drill/scenarios/). @default 'healthy' */
+  readonly scenario?: ScenarioName;
+  /** Leave the local stand-ins running (served over HTTP) until Ctrl-C (`--keep`). */
+  readonly keep?: boolean;
 }
 
 /**
@@ -255,9 +260,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       new Option('--fail <step>', 'rehearse a failed rotation: this step of the first rotation throws DrillInjectedFault; the drill aborts it, goes on, and exits 1')
         .choices(ROTATION_STEPS),
     )
-    .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean; fail?: RotationStep }) => {
+    .addOption(
+      new Option('--scenario <name>', 'rehearse a page: healthy (default), stuck-live, silent, restart-only, abort-midway, emergency').choices(SCENARIO_NAMES),
+    )
+    .option('--keep', 'afterwards, leave PostgreSQL and the local AWS models running (served on 127.0.0.1) for converge status / blast-radius, until Ctrl-C')
+    .action(async (o: { consumers: number; rotations: number; duration?: number; refresh: number; json?: boolean; fail?: RotationStep; scenario?: ScenarioName; keep?: boolean }) => {
       const run = io.drill ?? (await import('./drill/run')).runDrillCommand;
-      exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false, fail: o.fail });
+      exitCode = await run({ consumers: o.consumers, rotations: o.rotations, duration: o.duration, refresh: o.refresh, json: o.json ?? false, fail: o.fail, scenario: o.scenario, keep: o.keep });
     });
 
   try {

@@ -8,19 +8,41 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource } from '../../consumer';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  RotateSecretCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { createRotationHandler, loadConfig } from '../../lambda/rotation';
 import { decideRevocation } from '../../lambda/rotation/gates/decision';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { ConfigurationError, ConvergeError } from '../../lambda/shared/errors';
-import { DEFAULT_NAMESPACE, REVOCATION_STATISTICS, secretNameDimension } from '../../lambda/shared/metric-contract';
+import {
+  DEFAULT_NAMESPACE,
+  REVOCATION_STATISTICS,
+  secretNameDimension,
+} from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
 import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import { defaultClients } from '../clients';
 import { abort } from '../commands/abort';
-import { provisionDatabase, secretFields, startLocalPostgres, type LocalPostgres } from '../local/postgres';
+import type { LambdaModel } from '../local/lambda-model';
+import {
+  provisionDatabase,
+  secretFields,
+  startLocalPostgres,
+  type LocalPostgres,
+} from '../local/postgres';
 import type { RotationFunction, SecretsManagerModel } from '../local/secrets-manager-model';
+import {
+  labelConsumers,
+  startConsumer,
+  type ConsumerEnvironment,
+  type DrillConsumer,
+  type LoadCounters,
+} from './consumers';
 import { DrillInjectedFault, withInjectedFault, type RotationStep } from './fault';
 
 export interface DrillOptions {
@@ -49,6 +71,22 @@ export interface DrillOptions {
    * @default - no fault
    */
   readonly failStep?: RotationStep;
+  /**
+   * Where `converge status`, `abort` and `finish --force` find the rotation function (with the
+   * consumer registry in its environment), as they find a deployed one.
+   *
+   * @default - not registered
+   */
+  readonly lambdaModel?: LambdaModel;
+  /**
+   * Runs after the rotations, before anything stops (`--keep`): the consumers still run.
+   *
+   * @default - everything stops at once
+   */
+  readonly keep?: (
+    target: { secretArn: string; secretName: string; caBundlePath?: string },
+    report: DrillReport,
+  ) => Promise<void>;
 }
 
 export interface DrillProgress {
@@ -58,12 +96,11 @@ export interface DrillProgress {
   readonly queries: number;
   readonly failed: number;
   readonly generations: readonly (number | undefined)[];
+  /** `drill-live-1 g3, drill-scheduled-3 g2, ...`: the consumers by name with their generations. */
+  readonly labels?: string;
 }
 
-export interface DrillConsumer {
-  readonly name: string;
-  readonly mode: ConsumerMode;
-}
+export type { DrillConsumer } from './consumers';
 
 export interface RotationResult {
   readonly rotation: number;
@@ -109,8 +146,8 @@ const MODES: readonly ConsumerMode[] = ['live', 'live', 'scheduled', 'restart-on
  * registered with a 10-second staleness (production registries use minutes), so a rotation's
  * gates settle in seconds. The rules are the same ones production runs.
  */
-const DRILL_STALENESS_SECONDS = 10;
-const DRILL_REPORT_PERIOD_SECONDS = 1;
+export const DRILL_STALENESS_SECONDS = 10;
+export const DRILL_REPORT_PERIOD_SECONDS = 1;
 
 /**
  * Runs the drill and returns its report (it never throws for a failed query or rotation: those
@@ -134,7 +171,9 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     );
   }
   if (options.failStep && !model) {
-    throw new ConfigurationError('--fail injects its fault into the rotation function the local Secrets Manager model runs; unset AWS_ENDPOINT_URL to use it');
+    throw new ConfigurationError(
+      '--fail injects its fault into the rotation function the local Secrets Manager model runs; unset AWS_ENDPOINT_URL to use it',
+    );
   }
   const ownsDatabase = !options.database;
   const pg = options.database ?? (await startLocalPostgres());
@@ -150,7 +189,11 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
   }));
   const stopFns: (() => Promise<void>)[] = [];
   try {
-    const db = await provisionDatabase(pg, { dbname: `drill_${tag}`, master: `drill_master_${tag}`, app: `drill_app_${tag}` });
+    const db = await provisionDatabase(pg, {
+      dbname: `drill_${tag}`,
+      master: `drill_master_${tag}`,
+      app: `drill_app_${tag}`,
+    });
     const sm = new SecretsManagerClient({});
     const master = await sm.send(
       new CreateSecretCommand({
@@ -179,91 +222,37 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     });
     if (model) {
       const rotationFunction: RotationFunction = (e) => handler(e);
-      model.registerRotationFunction(lambdaArn, options.failStep ? withInjectedFault(rotationFunction, options.failStep) : rotationFunction);
+      model.registerRotationFunction(
+        lambdaArn,
+        options.failStep ? withInjectedFault(rotationFunction, options.failStep) : rotationFunction,
+      );
       model.configureRotation(secretArn, lambdaArn);
     }
+    options.lambdaModel?.register(lambdaArn, (e) => handler(e as never), {
+      CONVERGE_CA_BUNDLE: pg.caBundlePath ?? '',
+      CONVERGE_CONSUMERS: JSON.stringify(registry),
+    });
 
-    // Consumers: one pool each, two query loops each, a reporter each.
-    let queries = 0;
-    let failed = 0;
-    let firstFailure: string | undefined;
-    let loadRunning = true;
+    // Consumers: one pool each, two query loops each, a reporter each (./consumers.ts).
     const cw = new CloudWatchClient({});
-    const runners = consumers.map((c) => startConsumer(c));
+    const counters: LoadCounters = { queries: 0, failed: 0 };
+    let loadRunning = true;
+    const env: ConsumerEnvironment = {
+      sm,
+      cw,
+      secretArn,
+      caBundlePath: pg.caBundlePath,
+      refreshSeconds,
+      reportPeriodSeconds: DRILL_REPORT_PERIOD_SECONDS,
+      counters,
+      running: () => loadRunning,
+    };
+    const runners = consumers.map((c) => startConsumer(c, env));
     stopFns.push(async () => {
       loadRunning = false;
       await Promise.all(runners.map((r) => r.stop()));
     });
     await Promise.all(runners.map((r) => r.ready));
-
-    function startConsumer(c: DrillConsumer) {
-      let pool = newPool(c);
-      let reporter = newReporter(c, pool);
-      let restarting: Promise<void> | undefined;
-      const loops: Promise<void>[] = [];
-      const ready = pool.ready().then(() => {
-        for (let i = 0; i < 2; i++) loops.push(loop(i));
-      });
-      async function loop(i: number): Promise<void> {
-        while (loadRunning) {
-          try {
-            if (restarting) await restarting;
-            await pool.query('INSERT INTO items (note) VALUES ($1)', [`${c.name}-${i}`]);
-            await pool.query('SELECT id, note FROM items ORDER BY id DESC LIMIT 5');
-            queries += 2;
-          } catch (err) {
-            failed++;
-            firstFailure ??= `${c.name}: ${(err as Error).message}`;
-          }
-          if (c.mode === 'scheduled') await sleep(50);
-        }
-      }
-      return {
-        consumer: c,
-        ready,
-        pool: () => pool,
-        /** What a deploy or the next job run does: a new process reads AWSCURRENT. */
-        restart(): Promise<void> {
-          restarting = (async () => {
-            const old = pool;
-            const oldReporter = reporter;
-            pool = newPool(c);
-            await pool.ready();
-            reporter = newReporter(c, pool);
-            await oldReporter.stop();
-            await old.end();
-          })();
-          return restarting.finally(() => (restarting = undefined));
-        },
-        async stop() {
-          await Promise.all(loops);
-          await reporter.stop();
-          await pool.end();
-        },
-      };
-    }
-
-    function newPool(c: DrillConsumer): RotatingPgPool {
-      return new RotatingPgPool({
-        source: new SecretsManagerSource({ awsSdkV3Client: sm, secretId: secretArn, includePending: c.mode === 'live' }),
-        // Scheduled and restart-only consumers never refresh in place: they move on their next run.
-        refresh: { ttlMs: c.mode === 'live' ? refreshSeconds * 1000 : 24 * 3600_000, jitter: 0.2 },
-        caBundlePath: pg.caBundlePath,
-        max: 4,
-        maxLifetimeSeconds: 30,
-        applicationName: `converge-drill:${c.name}`,
-      });
-    }
-
-    function newReporter(c: DrillConsumer, pool: RotatingPgPool): GenerationReporter {
-      return new GenerationReporter({
-        subject: pool,
-        consumer: c.name,
-        sink: new PutMetricDataSink({ awsSdkV3Client: cw, flushDelayMs: 100 }),
-        periodSeconds: DRILL_REPORT_PERIOD_SECONDS,
-        highResolution: true,
-      }).start();
-    }
 
     const progress = (rotation: number, phase: string) => {
       currentPhase = phase;
@@ -271,9 +260,10 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         elapsedSeconds: Math.round((Date.now() - started) / 100) / 10,
         rotation,
         phase,
-        queries,
-        failed,
-        generations: runners.map((r) => r.pool().loadedGeneration),
+        queries: counters.queries,
+        failed: counters.failed,
+        generations: runners.map((r) => r.generation()),
+        labels: labelConsumers(runners),
       });
     };
 
@@ -285,8 +275,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     stopFns.push(async () => clearInterval(ticker));
     for (let k = 1; k <= rotationCount; k++) {
       currentRotation = k;
-      const q0 = queries;
-      const f0 = failed;
+      const q0 = counters.queries;
+      const f0 = counters.failed;
       const t0 = Date.now();
       progress(k, 'rotating');
       let error: string | undefined;
@@ -297,8 +287,15 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       // Non-live consumers move when they next start: a scheduled job's next run, a restart.
       const movers = runners.filter((r) => r.consumer.mode !== 'live');
       try {
-        const rotation = await sm.send(new RotateSecretCommand({ SecretId: secretArn, RotationLambdaARN: model ? undefined : externalFunction }));
-        const record = model ? await model.rotationSettled(secretArn) : await waitForExternalRotation(sm, secretArn, rotation.VersionId);
+        const rotation = await sm.send(
+          new RotateSecretCommand({
+            SecretId: secretArn,
+            RotationLambdaARN: model ? undefined : externalFunction,
+          }),
+        );
+        const record = model
+          ? await model.rotationSettled(secretArn)
+          : await waitForExternalRotation(sm, secretArn, rotation.VersionId);
         // The steps that completed are shown even when a later one failed.
         for (const s of record?.steps ?? []) stepsMs[s.step] = s.ms;
         if (record?.error) throw record.error;
@@ -313,18 +310,22 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         // The runbook after a failed rotation: take AWSPENDING off the stuck version (AWSCURRENT is
         // untouched), so the secret can rotate again.
         progress(k, `FAILED: ${error}; aborting the waiting version`);
-        abortedVersionId = (await abort({ ...defaultClients(), sm, cw }, secretArn)).abortedVersionId;
+        abortedVersionId = (await abort({ ...defaultClients(), sm, cw }, secretArn))
+          .abortedVersionId;
       }
       const current = parseSecret(
-        (await sm.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: AWSCURRENT })))
-          .SecretString,
+        (
+          await sm.send(
+            new GetSecretValueCommand({ SecretId: secretArn, VersionStage: AWSCURRENT }),
+          )
+        ).SecretString,
       );
       // Converged = what the revocation guard will demand of the next rotation: every registered
       // consumer's metrics show the new generation and nothing older inside its freshness window.
       const convergedAt = error
         ? undefined
         : await waitForAsync(async () => {
-            if (!runners.every((r) => r.pool().loadedGeneration === current.generation)) return false;
+            if (!runners.every((r) => r.generation() === current.generation)) return false;
             const readout = await readGenerations(cw, {
               namespace: DEFAULT_NAMESPACE,
               secretName: secretNameDimension(secretArn),
@@ -344,8 +345,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
         stepsMs,
         timeToPromotionMs: promotedAt ? promotedAt - t0 : undefined,
         timeToConvergenceMs: convergedAt ? convergedAt - t0 : undefined,
-        queries: queries - q0,
-        failedQueries: failed - f0,
+        queries: counters.queries - q0,
+        failedQueries: counters.failed - f0,
         abortedVersionId,
       });
       progress(k, error ? `FAILED: ${error}` : 'converged');
@@ -360,21 +361,28 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
     }
     const elapsedSeconds = (Date.now() - started) / 1000;
     const ok = results.filter((r) => r.ok);
-    return {
+    const report: DrillReport = {
       consumers,
       rotations: results,
       summary: {
         rotationsOk: ok.length,
         rotationsFailed: rotationCount - ok.length,
-        allConverged: ok.length === rotationCount && results.every((r) => r.timeToConvergenceMs !== undefined),
-        queries,
-        failedQueries: failed,
-        throughputQps: Math.round(queries / elapsedSeconds),
+        allConverged:
+          ok.length === rotationCount && results.every((r) => r.timeToConvergenceMs !== undefined),
+        queries: counters.queries,
+        failedQueries: counters.failed,
+        throughputQps: Math.round(counters.queries / elapsedSeconds),
         elapsedSeconds: Math.round(elapsedSeconds * 10) / 10,
         finalGeneration: results[results.length - 1]?.generation ?? 0,
-        firstFailure,
+        firstFailure: counters.firstFailure,
       },
     };
+    if (options.keep)
+      await options.keep(
+        { secretArn, secretName: app.Name!, caBundlePath: pg.caBundlePath },
+        report,
+      );
+    return report;
   } finally {
     for (const stop of stopFns.reverse()) await stop().catch(() => undefined);
     if (ownsDatabase) await pg.stop();
@@ -382,19 +390,27 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
 }
 
 /** Waits until the endpoint made `versionId` AWSCURRENT (or gave up on it). */
-async function waitForExternalRotation(sm: SecretsManagerClient, secretArn: string, versionId: string | undefined): Promise<undefined> {
+async function waitForExternalRotation(
+  sm: SecretsManagerClient,
+  secretArn: string,
+  versionId: string | undefined,
+): Promise<undefined> {
   const end = Date.now() + 10 * 60_000;
   while (Date.now() < end) {
     const d = await sm.send(new DescribeSecretCommand({ SecretId: secretArn }));
     const stages = versionId ? d.VersionIdsToStages?.[versionId] : undefined;
     if (stages?.includes(AWSCURRENT)) return undefined;
-    if (!stages?.includes('AWSPENDING')) throw new ConvergeError(`the endpoint abandoned rotation version ${versionId}`);
+    if (!stages?.includes('AWSPENDING'))
+      throw new ConvergeError(`the endpoint abandoned rotation version ${versionId}`);
     await sleep(1000);
   }
   throw new ConvergeError(`rotation version ${versionId} did not complete within 10 minutes`);
 }
 
-async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number): Promise<number | undefined> {
+async function waitForAsync(
+  condition: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<number | undefined> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await condition()) return Date.now();

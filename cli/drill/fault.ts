@@ -29,7 +29,9 @@ export class DrillInjectedFault extends Error {
     public readonly step: RotationStep,
     public readonly versionId: string,
   ) {
-    super(`${step} of rotation version ${versionId} failed on purpose (converge drill --fail ${step})`);
+    super(
+      `${step} of rotation version ${versionId} failed on purpose (converge drill --fail ${step})`,
+    );
   }
 }
 

@@ -6,16 +6,12 @@
  *   dropped), and a request arriving on a connection accepted earlier (keep-alive) is read and never
  *   answered. Nothing that
  *   hangs is ever answered later, as with a stuck load balancer.
- * - `mode = 'answer'`: requests are answered from a {@link SecretsManagerModel} with the service's
- *   JSON protocol (awsJson1_1: `POST /`, `X-Amz-Target: secretsmanager.<Operation>`, JSON bodies,
- *   timestamps as epoch seconds, errors as `{ "__type", "message" }` with HTTP 400).
+ * - `mode = 'answer'`: requests are answered from a {@link SecretsManagerModel} by
+ *   cli/local/endpoint.ts (the service's awsJson1_1 protocol, every operation the model answers).
  */
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
+import { answerRequest } from '../../cli/local/endpoint';
 import type { SecretsManagerModel } from '../../cli/local/secrets-manager-model';
 
 export interface SecretsManagerEndpoint {
@@ -32,12 +28,6 @@ export interface SecretsManagerEndpoint {
   /** Stops listening and destroys every connection. */
   close(): Promise<void>;
 }
-
-/** Operations a consumer calls, routed to the model's methods. */
-const OPERATIONS: Record<string, (model: SecretsManagerModel, input: never) => unknown> = {
-  DescribeSecret: (m, i) => m.describeSecret(i),
-  GetSecretValue: (m, i) => m.getSecretValue(i),
-};
 
 /**
  * Starts an endpoint answering from `model` (`mode` starts as `'answer'`).
@@ -67,7 +57,9 @@ export async function secretsManagerEndpoint(
       hang(req.socket);
       return;
     }
-    void answer(model, req, res).then((operation) => answered.push(operation));
+    void answerRequest({ secretsManager: model }, req, res).then((operation) =>
+      answered.push(operation),
+    );
   });
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -99,50 +91,4 @@ export async function secretsManagerEndpoint(
     },
   };
   return endpoint;
-}
-
-/** Answers one awsJson1_1 request from the model; returns the operation's name. */
-async function answer(
-  model: SecretsManagerModel,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const target = String(req.headers['x-amz-target'] ?? '');
-  const operation = target.replace(/^secretsmanager\./, '');
-  const send = (status: number, body: unknown, errorType?: string) => {
-    const text = JSON.stringify(
-      body,
-      function (this: Record<string, unknown>, key: string, value: unknown) {
-        const raw = this[key];
-        return raw instanceof Date ? raw.getTime() / 1000 : value;
-      },
-    );
-    res.writeHead(status, {
-      'content-type': 'application/x-amz-json-1.1',
-      'content-length': Buffer.byteLength(text),
-      ...(errorType ? { 'x-amzn-errortype': errorType } : {}),
-    });
-    res.end(text);
-  };
-  const route = OPERATIONS[operation];
-  if (!route) {
-    send(
-      400,
-      { __type: 'UnknownOperationException', message: `${operation} is not served here` },
-      'UnknownOperationException',
-    );
-    return operation;
-  }
-  try {
-    const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as never;
-    const output = { ...(route(model, input) as Record<string, unknown>) };
-    delete output.$metadata;
-    send(200, output);
-  } catch (err) {
-    const name = err instanceof Error ? err.name : 'InternalServiceError';
-    send(400, { __type: name, message: err instanceof Error ? err.message : String(err) }, name);
-  }
-  return operation;
 }
