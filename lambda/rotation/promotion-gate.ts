@@ -109,6 +109,8 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
 
   let last: PromotionEvaluation | undefined;
   let evaluations = 0;
+  let firstHoldAt: Date | undefined;
+  let recordedAt = 0;
   for (let evaluation = 1; evaluation <= maxEvaluations; evaluation++) {
     last = await evaluatePromotion(ctx, pending.generation);
     evaluations = evaluation;
@@ -129,6 +131,13 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
     emitFunctionMetric(scope, PENDING_GENERATION, pending.generation, 'None');
     const left = deadline - ctx.clock.now();
     if (left <= 0 || evaluation === maxEvaluations) break;
+    // The hold is on record from its first evaluation (and refreshed every minute), not only when
+    // this invocation gives up: `converge status` shows the wait while it happens.
+    if (firstHoldAt === undefined || ctx.clock.now() - recordedAt >= GATE_RECORD_REFRESH_MS) {
+      recordedAt = ctx.clock.now();
+      firstHoldAt ??= new Date(recordedAt);
+      await recordGateHold(ctx, evaluation, firstHoldAt);
+    }
     log.info('promotion gate: holding', {
       pendingGeneration: pending.generation,
       blocking: last.blocking,
@@ -161,26 +170,38 @@ export async function promotionGate(ctx: StepContext, pending: DbSecret): Promis
     replicasNotInSync: error.replicasNotInSync,
     waitedSeconds: waited,
   });
-  await recordGateHold(ctx, evaluations);
+  await recordGateHold(ctx, evaluations, firstHoldAt);
   throw error;
 }
 
+/** How often a gate that keeps holding refreshes its `converge:gate` record within one invocation. */
+export const GATE_RECORD_REFRESH_MS = 60_000;
+
 /**
  * Writes the `converge:gate` record after `evaluations` more evaluations held this version: the
- * first hold's time and the count carry on from the record the step started with. Best effort: a
+ * first hold's time and the count carry on from the record the step started with (or, for this
+ * version's first record, `firstHold`: when this invocation recorded its first hold). Best effort: a
  * failure is logged and the hold goes on as it would without the record.
  *
  * @example
  * await recordGateHold(ctx, 3);
  */
-export async function recordGateHold(ctx: StepContext, evaluations: number): Promise<void> {
+export async function recordGateHold(
+  ctx: StepContext,
+  evaluations: number,
+  firstHold?: Date,
+): Promise<void> {
   try {
-    const record = nextGateRecord(
+    const next = nextGateRecord(
       readGateRecord(ctx.description),
       ctx.token,
       new Date(ctx.clock.now()),
       evaluations,
     );
+    const record =
+      firstHold && Date.parse(next.since) > firstHold.getTime()
+        ? { ...next, since: firstHold.toISOString() }
+        : next;
     await awsCall('TagResource', () =>
       ctx.secretsManager.send(
         new TagResourceCommand({

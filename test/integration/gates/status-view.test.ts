@@ -164,6 +164,41 @@ describe('converge status: the rotation state, consumers with since when, and th
     );
   });
 
+  it('during the first gate wait, before any invocation gave up: already waiting-at-gate with BLOCKING; the record keeps that first hold time', async () => {
+    // Prepare: billing never adopts; the gate polls every 20 s for at most 60 s in one invocation
+    const h = await setup(
+      'stvw',
+      [
+        { name: 'orders-api', mode: 'live' },
+        { name: 'billing', mode: 'live' },
+      ],
+      { maxWaitSeconds: 60 },
+    );
+    const api = await live(h, 'orders-api');
+    const billing = await live(h, 'billing');
+    let during: StatusReport | undefined;
+    world.clock.onSleep = async () => {
+      await api.pool.refreshNow();
+      await Promise.all([api.reporter.report(), billing.reporter.report()]);
+      // Act: status while the first finishSecret is still waiting (its first sleep)
+      during ??= await statusNow(h);
+    };
+    await expect(h.rotate()).rejects.toThrow(/billing/);
+    // Assess
+    expect(during?.rotation).toMatchObject({ state: 'waiting-at-gate', evaluations: 1 });
+    expect(during?.consumers.find((c) => c.name === 'billing')).toMatchObject({
+      state: 'BLOCKING',
+      blocks: 'promotion',
+    });
+    // (orders-api adopted in the same metric bucket as its last old report, so it may still be named first)
+    expect(during?.nextAction.kind).toBe('restart');
+    expect(during?.nextAction.why).toMatch(/billing \(live\) is STALE/);
+    // ...and when the invocation gives up, the hold still started at its first evaluation
+    const after = await statusNow(h);
+    expect(after.rotation.since).toBe(during?.rotation.since);
+    expect(after.rotation.evaluations).toBeGreaterThan(1);
+  });
+
   it('a live consumer that stopped reporting: BLOCKING silent since its last data point; finish --force offered once it is silent for long', async () => {
     // Prepare: orders-api reports once (generation 0) and then never again
     const h = await setup('stvs', [{ name: 'orders-api', mode: 'live', maxStalenessSeconds: 60 }], {
