@@ -67,13 +67,15 @@ export async function revocationOutlook(
   now: number,
 ): Promise<GuardOutlook> {
   const aborted = readAbortRecord(state.description);
-  // The first rotation creates the alternate user: there is nothing to revoke, no guard runs.
-  if (!state.previous)
+  // The first rotation creates the alternate user: there is nothing to revoke, no guard runs. Unless
+  // an aborted rotation got as far as setSecret: then the alternate user exists without AWSPREVIOUS,
+  // and the function's guard does run (on whoever adopted that aborted credential).
+  if (!state.previous && !aborted)
     return {
       verdict: 'admit',
       aborted,
       waits: [],
-      note: 'no AWSPREVIOUS yet: the guard does not run',
+      note: 'no AWSPREVIOUS and no aborted rotation yet: the guard does not run',
     };
   let registry: ConsumerRegistration[];
   let namespace: string;

@@ -15,6 +15,7 @@ import {
   CreateSecretCommand,
   GetSecretValueCommand,
   SecretsManagerClient,
+  RotateSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { createRotationHandler, loadConfig } from '../../lambda/rotation';
 import { ConvergeError } from '../../lambda/shared/errors';
@@ -108,8 +109,12 @@ export interface Stand {
   phase(text: string): void;
   /** Seconds since the stand opened. */
   elapsedSeconds(): number;
-  /** `converge rotate` (with `--emergency --yes` when asked). */
-  rotate(options?: { emergency?: boolean }): Promise<StandRotation>;
+  /**
+   * `converge rotate` (with `--emergency --yes` when asked; its guard check's progress lines become
+   * phases), or with `schedule: true` a plain RotateSecret, as the secret's rotation schedule (or
+   * `aws secretsmanager rotate-secret`) starts one: no check first, the function's guard decides.
+   */
+  rotate(options?: { emergency?: boolean; schedule?: boolean }): Promise<StandRotation>;
   /** `converge abort --yes`. */
   abort(): Promise<AbortResult>;
   /** `converge status --sessions --ca-bundle <the database's>`. */
@@ -254,8 +259,17 @@ export async function openStand(options: StandOptions): Promise<Stand> {
       elapsedSeconds,
       async rotate(o = {}) {
         const startedAt = Date.now();
-        const r = await rotate(clients, secretArn, { emergency: o.emergency });
-        const versionId = r.versionId!;
+        const versionId = o.schedule
+          ? (await sm.send(new RotateSecretCommand({ SecretId: secretArn }))).VersionId!
+          : (
+              await rotate(clients, secretArn, {
+                emergency: o.emergency,
+                progress: (line) => {
+                  phase = line;
+                  printProgress();
+                },
+              })
+            ).versionId!;
         const settled = options.secretsManagerModel.rotationSettled(secretArn);
         // Promotion is seen in DescribeSecret, as an operator sees it.
         const isCurrent = () =>

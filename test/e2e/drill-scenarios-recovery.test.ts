@@ -24,7 +24,10 @@ describe('drill --scenario abort-midway', () => {
     ]);
     expect(report.rotations[0]).toMatchObject({
       ok: false,
-      error: expect.stringMatching(/^RotationAbortedError/),
+      // finishSecret notices the abort while it waits, or a retry finds the version gone from the stages
+      error: expect.stringMatching(
+        /^(RotationAbortedError|RotationStateError: token \S+ is not a version)/,
+      ),
     });
     expect(report.rotations[1]).toMatchObject({ ok: true });
     // Generation 1 was burnt by the aborted rotation.

@@ -16,7 +16,7 @@ export const restartOnly: Scenario = {
   summary: `a restart-only consumer (${FORGOTTEN}) is not restarted after a rotation; the next rotation is held by the revocation guard until the operator restarts it`,
   plan: [
     `rotation 1 completes; the scheduled consumer moves, ${FORGOTTEN} is NOT restarted (it stays on the previous user)`,
-    `converge rotate: rotation 2's revocation guard refuses setSecret (${FORGOTTEN} still uses the user it would overwrite)`,
+    `the rotation schedule starts rotation 2; its revocation guard refuses setSecret (${FORGOTTEN} still uses the user it would overwrite)`,
     `capture converge status --sessions during the hold (${FORGOTTEN} BLOCKING the revocation, next action restart)`,
     `operator: restart ${FORGOTTEN}; the guard admits at the service's next retry; rotation 2 completes`,
   ],
@@ -35,8 +35,9 @@ export const restartOnly: Scenario = {
         return names.length === 1 && names[0] === FORGOTTEN;
       },
     );
-    stand.phase('rotation 2');
-    const second = await stand.rotate();
+    // The schedule starts rotation 2 (no `converge rotate` in front of it to wait first).
+    stand.phase('rotation 2, started by the rotation schedule');
+    const second = await stand.rotate({ schedule: true });
     await stand.waitFor("rotation 2's setSecret to be refused by the revocation guard", () =>
       stand.guardHolds.some((h) => h.versionId === second.versionId),
     );
