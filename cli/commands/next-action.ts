@@ -391,10 +391,14 @@ function restart(
   const first = consumers.find((c) => offending(c, input).length > 0) ?? consumers[0];
   const processes = input.sessionsListed ? offending(first, input) : undefined;
   const others = consumers.filter((c) => c !== first).map((c) => c.name);
+  const moved =
+    first.reason === 'silent' && input.sessionsListed && (first.processes ?? []).length > 0;
   const where = input.sessionsListed
     ? processes && processes.length > 0
       ? `its processes on an old credential: ${processes.map(describeProcess).join(', ')}`
-      : 'no session of it is open on an old credential (restart the processes that report it)'
+      : moved
+        ? `its sessions already use generation ${[...new Set(first.processes!.map((p) => p.generation))].join(', ')} (${first.processes!.map(describeProcess).join(', ')}), but it sends no metrics: check its reporter (namespace, SecretName, cloudwatch:PutMetricData), or restart it`
+        : 'no session of it is open on an old credential (restart the processes that report it)'
     : 'pass --sessions to list its processes';
   return {
     kind: 'restart',

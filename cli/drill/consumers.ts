@@ -173,7 +173,7 @@ export function startConsumer(c: DrillConsumer, env: ConsumerEnvironment): Consu
       caBundlePath: env.caBundlePath,
       max: 4,
       maxLifetimeSeconds: 30,
-      applicationName: `converge-drill:${c.name}`,
+      consumer: c.name,
     });
   }
 

@@ -7,6 +7,7 @@
  * ./fault.ts), or a scenario did not end as it should. `--keep` leaves the stand-ins up (./keep.ts).
  */
 import { ConfigurationError } from '../../lambda/shared/errors';
+import { formatStatus } from '../format';
 import { CloudWatchModel } from '../local/cloudwatch-model';
 import { installCloudWatchModel, installSecretsManagerModel } from '../local/install';
 import { installLambdaModel, LambdaModel } from '../local/lambda-model';
@@ -181,6 +182,20 @@ export function formatScenario(r: ScenarioReport): string {
   );
   for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const p of r.problems) lines.push(`  PROBLEM: ${p}`);
+  const indent = (text: string) => text.split('\n').map((l) => `    ${l}`);
+  r.statusDuringHold.forEach((s, i) => {
+    lines.push(
+      '',
+      `converge status --sessions during the hold (capture ${i + 1} of ${r.statusDuringHold.length}):`,
+      ...indent(formatStatus(s)),
+    );
+  });
+  if (r.statusAtEnd)
+    lines.push(
+      '',
+      'converge status --sessions at the end:',
+      ...indent(formatStatus(r.statusAtEnd)),
+    );
   return lines.join('\n');
 }
 

@@ -12,6 +12,7 @@ import type { LambdaModel } from '../local/lambda-model';
 import type { LocalPostgres } from '../local/postgres';
 import type { SecretsManagerModel } from '../local/secrets-manager-model';
 import type { DrillConsumer, DrillProcess } from './consumers';
+import { DRILL_STALENESS_SECONDS } from './drill';
 import type { ScenarioName } from './scenario-names';
 import type { GuardHold } from './service-retry';
 import { openStand, type FinalState, type Stand, type StandRotation } from './stand';
@@ -100,6 +101,8 @@ export interface ScenarioReport {
   /** Sessions the rotation function logged as terminated (emergency), as its log names them. */
   readonly terminatedSessions?: readonly Record<string, unknown>[];
   readonly final: FinalState;
+  /** `converge status --sessions --json` once the scenario is over (absent if it could not be read: see `notes`). */
+  readonly statusAtEnd?: StatusReport;
   readonly elapsedSeconds: number;
   readonly notes: readonly string[];
 }
@@ -282,6 +285,25 @@ export async function runScenario(
         ? 'scenario complete'
         : `scenario ended with ${problems.length} problem(s)`,
     );
+    // The state the scenario leaves behind, once the consumers' older data points have left their
+    // freshness window (up to 3 windows; whatever status says then is what is reported).
+    let statusAtEnd: StatusReport | undefined;
+    try {
+      const until = Date.now() + 3 * DRILL_STALENESS_SECONDS * 1000;
+      statusAtEnd = await stand.status();
+      while (
+        problems.length === 0 &&
+        statusAtEnd.health.state !== 'healthy' &&
+        Date.now() < until
+      ) {
+        await new Promise((r) => setTimeout(r, 1000));
+        statusAtEnd = await stand.status();
+      }
+    } catch (err) {
+      notes.push(
+        `status at the end could not be read: ${(err as Error).name}: ${(err as Error).message}`,
+      );
+    }
     const report: ScenarioReport = {
       scenario: scenario.name,
       summary: scenario.summary,
@@ -296,6 +318,7 @@ export async function runScenario(
       guardHolds: [...stand.guardHolds],
       terminatedSessions,
       final: await stand.finalState(),
+      statusAtEnd,
       elapsedSeconds: stand.elapsedSeconds(),
       notes,
     };

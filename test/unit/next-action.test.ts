@@ -119,6 +119,25 @@ describe('decideNextAction: one row per state', () => {
     );
   });
 
+  it('waiting at the gate, a live consumer SILENT whose sessions already use the pending generation: its reporter is named, not an old credential', () => {
+    const silent: ConsumerView = {
+      ...stuck,
+      reason: 'silent',
+      generation: undefined,
+      lastSeenGeneration: 7,
+      since: iso(60),
+      dataAgeSeconds: 60,
+      processes: [{ host: 'host-a', pid: 7, generation: 8, user: 'app_b', sessions: 2 }],
+    };
+    const a = decideNextAction(
+      input({ rotation: waitingAtGate, consumers: [silent], sessionsListed: true }),
+    );
+    expect(a).toMatchObject({ kind: 'restart', consumer: 'orders-api', processes: [] });
+    expect(a.why).toContain(
+      'its sessions already use generation 8 (host-a pid 7 (generation 8, user app_b, 2 sessions)), but it sends no metrics: check its reporter',
+    );
+  });
+
   it('waiting at the gate, every blocker already reports the pending generation: wait, with an estimate of window + poll', () => {
     const adopted: ConsumerView = {
       ...stuck,
