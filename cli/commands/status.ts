@@ -152,7 +152,9 @@ export async function status(
   const now = options.now ?? Date.now();
   // DescribeSecret: versions' generations and users come from the function's records (with --sessions,
   // which reads the master's value anyway, also the values of versions that have no record yet).
-  const state = withRecords(await readSecretState(clients, secretId, { readValues: options.sessions === true }));
+  const state = withRecords(
+    await readSecretState(clients, secretId, { readValues: options.sessions === true }),
+  );
   const { registry, source, namespace, gatePollSeconds } = await loadRegistry(
     clients,
     state,
@@ -482,7 +484,12 @@ function healthOf(r: Omit<StatusReport, 'health'>, state: SecretState): HealthVi
   });
   if (state.pending) {
     return view('holding', [
-      `a rotation is waiting (version ${state.pending.versionId}, generation ${state.pending.generation ?? '?'}); promotion gate ${r.gates.promotion.verdict.toUpperCase()}`,
+      `a rotation is waiting (version ${state.pending.versionId}, generation ${state.pending.generation ?? '?'}); ` +
+        (r.rotation.state === 'held-by-guard'
+          ? 'the revocation guard refused its setSecret'
+          : r.rotation.state === 'step-failed'
+            ? `its ${r.rotation.failure?.step ?? 'step'} failed`
+            : `promotion gate ${r.gates.promotion.verdict.toUpperCase()}`),
     ]);
   }
   const unknown: string[] = [];

@@ -285,6 +285,8 @@ describe('converge status: the rotation state, consumers with since when, and th
       failure: { step: 'setSecret', errorName: 'RevocationBlockedError' },
     });
     expect(r.rotation.guardSessions?.username).toBe(h.secret(AWSPREVIOUS).username);
+    expect(r.health).toMatchObject({ state: 'holding', exitCode: 3 });
+    expect(r.health.reasons[0]).toMatch(/the revocation guard refused its setSecret$/);
     expect(r.consumers[0]).toMatchObject({
       name: 'billing',
       state: 'BLOCKING',
