@@ -53,6 +53,7 @@ import {
   type GenerationDatapoint,
 } from '../../lambda/shared/metric-contract';
 import type { ConsumerMode, ConsumerRegistration } from '../../lambda/shared/registry';
+import type { ProcessView as StatusProcessView } from './consumer-series';
 
 /** How often a live consumer refreshes the secret unless told: the consumer library's default TTL (consumer/refreshing-secret.ts, `ttlMs`). */
 export const ASSUMED_REFRESH_SECONDS = 60;
@@ -94,15 +95,8 @@ export interface BlastRadiusInput {
   readonly now: number;
 }
 
-/** One process holding sessions, as `status` shows it too. */
-export interface ProcessView {
-  readonly host: string;
-  readonly pid: number;
-  /** Generation of the credential its sessions logged in with. */
-  readonly generation: number;
-  readonly user?: string;
-  readonly sessions: number;
-  readonly oldestBackendStart?: string;
+/** One process holding sessions, as `status` shows it, with the age of its oldest session. */
+export interface ProcessView extends StatusProcessView {
   /** Seconds since its oldest session started. */
   readonly connectionAgeSeconds?: number;
 }

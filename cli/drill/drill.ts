@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import {
-  CreateSecretCommand,
   DescribeSecretCommand,
   GetSecretValueCommand,
   RotateSecretCommand,
@@ -29,12 +28,7 @@ import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import { defaultClients } from '../clients';
 import { abort } from '../commands/abort';
 import type { LambdaModel } from '../local/lambda-model';
-import {
-  provisionDatabase,
-  secretFields,
-  startLocalPostgres,
-  type LocalPostgres,
-} from '../local/postgres';
+import { startLocalPostgres, type LocalPostgres } from '../local/postgres';
 import type { RotationFunction, SecretsManagerModel } from '../local/secrets-manager-model';
 import {
   labelConsumers,
@@ -44,6 +38,7 @@ import {
   type LoadCounters,
 } from './consumers';
 import { DrillInjectedFault, withInjectedFault, type RotationStep } from './fault';
+import { provisionDrillSecret } from './provision';
 
 export interface DrillOptions {
   /** Consumer processes (each one pool, two query loops). @default 4 */
@@ -189,25 +184,8 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
   }));
   const stopFns: (() => Promise<void>)[] = [];
   try {
-    const db = await provisionDatabase(pg, {
-      dbname: `drill_${tag}`,
-      master: `drill_master_${tag}`,
-      app: `drill_app_${tag}`,
-    });
     const sm = new SecretsManagerClient({});
-    const master = await sm.send(
-      new CreateSecretCommand({
-        Name: `converge-drill/${tag}/master`,
-        SecretString: JSON.stringify(secretFields(pg, db).master),
-      }),
-    );
-    const app = await sm.send(
-      new CreateSecretCommand({
-        Name: `converge-drill/${tag}/app`,
-        SecretString: JSON.stringify({ ...secretFields(pg, db).app(master.ARN), generation: 0 }),
-      }),
-    );
-    const secretArn = app.ARN!;
+    const { secretArn, secretName } = await provisionDrillSecret(pg, sm, tag);
     const lambdaArn = `arn:aws:lambda:us-east-1:123456789012:function:converge-drill-${tag}`;
     const handler = createRotationHandler({
       config: loadConfig({
@@ -378,10 +356,7 @@ export async function runDrill(options: DrillOptions = {}): Promise<DrillReport>
       },
     };
     if (options.keep)
-      await options.keep(
-        { secretArn, secretName: app.Name!, caBundlePath: pg.caBundlePath },
-        report,
-      );
+      await options.keep({ secretArn, secretName, caBundlePath: pg.caBundlePath }, report);
     return report;
   } finally {
     for (const stop of stopFns.reverse()) await stop().catch(() => undefined);

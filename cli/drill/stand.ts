@@ -12,7 +12,6 @@
 import { randomBytes } from 'node:crypto';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import {
-  CreateSecretCommand,
   GetSecretValueCommand,
   SecretsManagerClient,
   RotateSecretCommand,
@@ -26,12 +25,7 @@ import { abort, type AbortResult } from '../commands/abort';
 import { rotate } from '../commands/rotate';
 import { status, type StatusReport } from '../commands/status';
 import type { LambdaModel } from '../local/lambda-model';
-import {
-  provisionDatabase,
-  secretFields,
-  startLocalPostgres,
-  type LocalPostgres,
-} from '../local/postgres';
+import { startLocalPostgres, type LocalPostgres } from '../local/postgres';
 import type {
   RotationFunction,
   RotationRecord,
@@ -48,6 +42,7 @@ import {
 } from './consumers';
 import { DRILL_REPORT_PERIOD_SECONDS, DRILL_STALENESS_SECONDS } from './drill';
 import { CapturingLogger, type FunctionLogLine } from './function-log';
+import { provisionDrillSecret } from './provision';
 import { withServiceRetry, type GuardHold } from './service-retry';
 
 export interface StandOptions {
@@ -160,26 +155,8 @@ export async function openStand(options: StandOptions): Promise<Stand> {
       mode: c.mode,
       maxStalenessSeconds: DRILL_STALENESS_SECONDS,
     }));
-    const db = await provisionDatabase(pg, {
-      dbname: `drill_${tag}`,
-      master: `drill_master_${tag}`,
-      app: `drill_app_${tag}`,
-    });
     const sm = new SecretsManagerClient({});
-    const master = await sm.send(
-      new CreateSecretCommand({
-        Name: `converge-drill/${tag}/master`,
-        SecretString: JSON.stringify(secretFields(pg, db).master),
-      }),
-    );
-    const app = await sm.send(
-      new CreateSecretCommand({
-        Name: `converge-drill/${tag}/app`,
-        SecretString: JSON.stringify({ ...secretFields(pg, db).app(master.ARN), generation: 0 }),
-      }),
-    );
-    const secretArn = app.ARN!;
-    const secretName = app.Name!;
+    const { secretArn, secretName } = await provisionDrillSecret(pg, sm, tag);
     const functionArn = `arn:aws:lambda:us-east-1:123456789012:function:converge-drill-${tag}`;
     const functionLog: FunctionLogLine[] = [];
     const guardHolds: GuardHold[] = [];
