@@ -16,7 +16,6 @@
  * GetSecretValue of AWSCURRENT, of which only `generation` is kept.
  */
 import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
-import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { readAbortRecord, type AbortRecord } from '../../lambda/rotation/aborted';
 import { ENV } from '../../lambda/rotation/config';
 import {
@@ -25,15 +24,13 @@ import {
   type GateDecision,
 } from '../../lambda/rotation/gates/decision';
 import { readGenerations, type CostedReadout } from '../../lambda/rotation/gates/read-generations';
-import { tagValue } from '../../lambda/rotation/overrides';
-import type { StaleConsumer } from '../../lambda/shared/errors';
+import { ConvergeError, type StaleConsumer } from '../../lambda/shared/errors';
 import {
   DEFAULT_NAMESPACE,
   REVOCATION_STATISTICS,
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
 import { parseRegistry, type ConsumerRegistration } from '../../lambda/shared/registry';
-import { AWSCURRENT, parseSecret } from '../../lambda/shared/secret';
 import type { CliClients } from '../clients';
 import type { SecretState } from './secret-state';
 
@@ -85,7 +82,7 @@ export async function revocationOutlook(
     ({ registry, namespace } = await functionRegistry(clients, state));
     if (registry.length === 0)
       return { verdict: 'admit', aborted, waits: [], note: 'no consumer is registered' };
-    current = await currentGeneration(clients, state);
+    current = await currentGeneration(state);
     readout = await readGenerations(clients.cw, {
       namespace,
       secretName: secretNameDimension(state.name),
@@ -136,16 +133,19 @@ async function functionRegistry(
   return { registry: raw ? parseRegistry(JSON.parse(raw), ENV.consumers) : [], namespace };
 }
 
-/** AWSCURRENT's generation: from its record tag (`<generation>:<username>`) if any, else from its value. */
-async function currentGeneration(clients: CliClients, state: SecretState): Promise<number> {
-  const recorded =
-    state.current && tagValue(state.description, `converge:version:${state.current.versionId}`);
-  const match = recorded ? /^(\d+):/.exec(recorded) : null;
-  if (match) return Number(match[1]);
-  const out = await clients.sm.send(
-    new GetSecretValueCommand({ SecretId: state.arn, VersionStage: AWSCURRENT }),
-  );
-  return parseSecret(out.SecretString).generation;
+/**
+ * AWSCURRENT's generation, from the rotation function's record (no secret value is read: the operator
+ * grant has no GetSecretValue). A secret last rotated before the records existed has none: the check
+ * then cannot decide, and says so.
+ */
+async function currentGeneration(state: SecretState): Promise<number> {
+  const g = state.current?.generation;
+  if (g === undefined) {
+    throw new ConvergeError(
+      "AWSCURRENT's generation is not recorded on the secret yet (the next rotation's createSecret records it)",
+    );
+  }
+  return g;
 }
 
 /** What one blocking consumer waits for, in the words an operator needs at 2 a.m. */
