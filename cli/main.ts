@@ -9,8 +9,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 // Only commander and small dependency-free modules load at start (`converge --help` stays fast);
 // each command's module, the AWS SDK, pg and the drill load inside the command's action.
 import type { Clock } from '../lambda/rotation/context';
-import { ConfigurationError, ConvergeError } from '../lambda/shared/errors';
-import { parseRegistry } from '../lambda/shared/registry';
+import { ConvergeError } from '../lambda/shared/errors';
+import { parseRegistryJson } from '../lambda/shared/registry';
 import { version } from '../package.json';
 import type { CliClients } from './clients';
 import { HEALTH_EXIT_CODES } from './commands/health';
@@ -301,22 +301,14 @@ export function integerOption(min: number): (value: string) => number {
 
 /**
  * Validates `status --consumers <json>` (JSON syntax, then the registry's rules) without any AWS
- * call; throws a {@link ConfigurationError} naming the problem (exit 1).
+ * call; throws a ConfigurationError naming the problem (exit 1): see `parseRegistryJson`.
  *
  * @example
  * checkConsumersOption('[{"name":"api","mode":"live","maxStalenessSeconds":300}]'); // ok
  * checkConsumersOption('[{"name":"api"'); // throws: --consumers is not valid JSON (...)
  */
 export function checkConsumersOption(json: string): void {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch (err) {
-    throw new ConfigurationError(
-      `--consumers is not valid JSON (${(err as Error).message}); expected a JSON array of {name, mode, maxStalenessSeconds}`,
-    );
-  }
-  parseRegistry(parsed, '--consumers');
+  parseRegistryJson(json, '--consumers');
 }
 
 /**

@@ -10,17 +10,13 @@
  * secret and the master secret). Prints no secret value.
  */
 import { GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
-import { loadConfig, type GateConfig } from '../../lambda/rotation/config';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
-import { ConfigurationError } from '../../lambda/shared/errors';
 import {
-  DEFAULT_NAMESPACE,
   POOL_AGE_SECONDS_MAX,
   loadedGenerationDimensions,
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
-import { parseRegistry, type ConsumerRegistration } from '../../lambda/shared/registry';
+import { parseRegistryJson, type ConsumerRegistration } from '../../lambda/shared/registry';
 import { alternateUsername } from '../../lambda/shared/secret';
 import type { CliClients } from '../clients';
 import {
@@ -29,6 +25,7 @@ import {
   type ConsumerSeries,
   type ObservedSession,
 } from './blast-radius-model';
+import { readFunctionSettings } from './function-settings';
 import { sessionsAsMaster } from './master-sessions';
 import { readSecretState } from './secret-state';
 
@@ -84,10 +81,10 @@ export async function blastRadius(
   options: BlastRadiusOptions = {},
 ): Promise<BlastRadiusReport> {
   const optionRegistry =
-    options.consumers === undefined ? undefined : parseConsumersOption(options.consumers);
+    options.consumers === undefined ? undefined : parseRegistryJson(options.consumers, '--consumers');
   const now = options.now ?? Date.now();
   const state = await readSecretState(clients, secretId, { decrypt: false });
-  const fn = await functionSettings(clients, state.rotationLambdaArn);
+  const fn = await readFunctionSettings(clients, state.rotationLambdaArn);
   const registry = optionRegistry ?? fn.registry;
   const registrySource = optionRegistry ? 'option' : state.rotationLambdaArn ? 'function' : 'none';
   const namespace = options.namespace ?? fn.namespace;
@@ -183,38 +180,7 @@ export async function blastRadius(
   };
 }
 
-function parseConsumersOption(text: string): ConsumerRegistration[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new ConfigurationError(
-      '--consumers must be a JSON array of {name, mode, maxStalenessSeconds}',
-    );
-  }
-  return parseRegistry(parsed, '--consumers');
-}
 
-/** Registry, namespace and gate settings of the rotation function (defaults without one). */
-async function functionSettings(
-  clients: CliClients,
-  functionArn: string | undefined,
-): Promise<{ registry: ConsumerRegistration[]; namespace: string; gate: GateConfig }> {
-  const env = functionArn
-    ? ((
-        await clients.lambda.send(
-          new GetFunctionConfigurationCommand({ FunctionName: functionArn }),
-        )
-      ).Environment?.Variables ?? {})
-    : {};
-  // The function's own reading of its environment (lambda/rotation/config.ts); the CA bundle is not needed here.
-  const config = loadConfig(env, () => false);
-  return {
-    registry: [...config.consumers],
-    namespace: config.metricNamespace || DEFAULT_NAMESPACE,
-    gate: config.gate,
-  };
-}
 
 /**
  * The largest `PoolAgeSecondsMax` each consumer reported in the lookback: one Maximum query per

@@ -15,9 +15,7 @@
  * (`converge:version:<versionId>`, written by the function) when there is one, else from
  * GetSecretValue of AWSCURRENT, of which only `generation` is kept.
  */
-import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import { readAbortRecord, type AbortRecord } from '../../lambda/rotation/aborted';
-import { ENV } from '../../lambda/rotation/config';
 import {
   decideRevocation,
   type ConsumerEvidence,
@@ -26,12 +24,12 @@ import {
 import { readGenerations, type CostedReadout } from '../../lambda/rotation/gates/read-generations';
 import { ConvergeError, type StaleConsumer } from '../../lambda/shared/errors';
 import {
-  DEFAULT_NAMESPACE,
   REVOCATION_STATISTICS,
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
-import { parseRegistry, type ConsumerRegistration } from '../../lambda/shared/registry';
+import type { ConsumerRegistration } from '../../lambda/shared/registry';
 import type { CliClients } from '../clients';
+import { readFunctionSettings } from './function-settings';
 import type { SecretState } from './secret-state';
 
 /** How far back consumers are read (for the last data point of a silent one), as `converge status` does. */
@@ -74,12 +72,12 @@ export async function revocationOutlook(
       waits: [],
       note: 'no AWSPREVIOUS and no aborted rotation yet: the guard does not run',
     };
-  let registry: ConsumerRegistration[];
+  let registry: readonly ConsumerRegistration[];
   let namespace: string;
   let current: number;
   let readout: CostedReadout;
   try {
-    ({ registry, namespace } = await functionRegistry(clients, state));
+    ({ registry, namespace } = await readFunctionSettings(clients, state.rotationLambdaArn));
     if (registry.length === 0)
       return { verdict: 'admit', aborted, waits: [], note: 'no consumer is registered' };
     current = await currentGeneration(state);
@@ -119,19 +117,6 @@ export async function revocationOutlook(
   };
 }
 
-/** The registry and namespace the rotation function runs with (its environment), as `converge status` reads them. */
-async function functionRegistry(
-  clients: CliClients,
-  state: SecretState,
-): Promise<{ registry: ConsumerRegistration[]; namespace: string }> {
-  const fn = await clients.lambda.send(
-    new GetFunctionConfigurationCommand({ FunctionName: state.rotationLambdaArn }),
-  );
-  const env = fn.Environment?.Variables ?? {};
-  const namespace = env[ENV.metricNamespace] || DEFAULT_NAMESPACE;
-  const raw = env[ENV.consumers];
-  return { registry: raw ? parseRegistry(JSON.parse(raw), ENV.consumers) : [], namespace };
-}
 
 /**
  * AWSCURRENT's generation, from the rotation function's record (no secret value is read: the operator

@@ -23,7 +23,8 @@ export interface MasterSessionsOptions {
 /** The sessions of one user, on every member checked. */
 export interface UserSessions {
   readonly username: string;
-  readonly sessions: readonly UserSession[];
+  /** `member`: the reader or replica a session is on (absent: the server the secret names). */
+  readonly sessions: readonly (UserSession & { readonly member?: string })[];
 }
 
 /**
@@ -61,7 +62,7 @@ export async function sessionsAsMaster(
         sessions: [
           ...(await listSessions(c, username)),
           ...(await sessionsOnMembers(members, master.credential, connection, username)).flatMap(
-            (m) => m.sessions,
+            (m) => m.sessions.map((x) => ({ ...x, member: m.member.id })),
           ),
         ],
       });

@@ -18,32 +18,23 @@
  * be blocked by the revocation guard), `unknown` 4 (something it needs could not be read: CloudWatch,
  * the consumers' metrics, the sessions it was asked to count, or the secret itself).
  */
-import { GetFunctionConfigurationCommand } from '@aws-sdk/client-lambda';
 import { readAbortRecord } from '../../lambda/rotation/aborted';
-import { ENV } from '../../lambda/rotation/config';
 import {
   decidePromotion,
   decideRevocation,
   type GateDecision,
 } from '../../lambda/rotation/gates/decision';
-import { otherMembers, sessionsOnMembers } from '../../lambda/rotation/gates/members';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { groupSessions } from '../../lambda/rotation/gates/session-groups';
-import { listSessions, type UserSession } from '../../lambda/rotation/gates/sessions';
-import { loadMaster } from '../../lambda/rotation/master-secret';
 import { readGateRecord, readLastFailure, readVersionRecords } from '../../lambda/rotation/records';
-import { readCurrent } from '../../lambda/rotation/secrets';
 import { attributedTo } from '../../lambda/shared/application-name';
-import { ConfigurationError } from '../../lambda/shared/errors';
 import {
-  DEFAULT_NAMESPACE,
   REVOCATION_STATISTICS,
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
-import { withClient } from '../../lambda/shared/pg-connection';
 import {
   blastRadius,
-  parseRegistry,
+  parseRegistryJson,
   type ConsumerMode,
   type ConsumerRegistration,
 } from '../../lambda/shared/registry';
@@ -54,7 +45,9 @@ import {
   type ConsumerView,
   type ProcessView,
 } from './consumer-series';
+import { readFunctionSettings } from './function-settings';
 import { HEALTH_EXIT_CODES, type Health } from './health';
+import { sessionsAsMaster } from './master-sessions';
 import {
   classifyRotation,
   decideNextAction,
@@ -401,31 +394,15 @@ async function listUserSessions(
   }
   if (users.size === 0) return { users: [] };
   try {
-    const ctx = { secretsManager: clients.sm, rds: clients.rds, secretArn: state.arn };
-    const current = await readCurrent(ctx);
-    const master = await loadMaster(ctx, current);
     // The same scope as the revocation guard: this server and every reader or replica, with the
     // master session's search path pinned.
-    const connection = {
+    const listed = await sessionsAsMaster(clients, state.arn, () => [...users.keys()], {
       caBundlePath: options.caBundlePath,
-      applicationName: 'converge-cli',
-      pinCatalogSearchPath: true,
-    };
-    const members = await otherMembers(clients.rds, current, master.target);
+    });
     const out: UserSessionsView[] = [];
     let previousCount: number | undefined;
-    for (const [username, stages] of users) {
-      const sessions: (UserSession & { member?: string })[] = await withClient(
-        master.target,
-        master.credential,
-        connection,
-        async (c) => [
-          ...(await listSessions(c, username)),
-          ...(await sessionsOnMembers(members, master.credential, connection, username)).flatMap(
-            (m) => m.sessions.map((s) => ({ ...s, member: m.member.id })),
-          ),
-        ],
-      );
+    for (const { username, sessions } of listed) {
+      const stages = users.get(username) ?? [];
       if (username === state.previous?.username) previousCount = sessions.length;
       const groups = groupSessions(sessions);
       out.push({
@@ -519,56 +496,26 @@ function healthOf(r: Omit<StatusReport, 'health'>, state: SecretState): HealthVi
   ]);
 }
 
-/** The promotion gate's default poll period (lambda/rotation/config.ts). */
-const DEFAULT_GATE_POLL_SECONDS = 20;
-
 async function loadRegistry(
   clients: CliClients,
   state: SecretState,
   options: StatusOptions,
 ): Promise<{
-  registry: ConsumerRegistration[];
+  registry: readonly ConsumerRegistration[];
   source: 'function' | 'option' | 'none';
   namespace: string;
   gatePollSeconds: number;
 }> {
-  if (options.consumers !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(options.consumers);
-    } catch {
-      throw new ConfigurationError(
-        '--consumers must be a JSON array of {name, mode, maxStalenessSeconds}',
-      );
-    }
-    return {
-      registry: parseRegistry(parsed, '--consumers'),
-      source: 'option',
-      namespace: options.namespace ?? DEFAULT_NAMESPACE,
-      gatePollSeconds: DEFAULT_GATE_POLL_SECONDS,
-    };
-  }
-  if (!state.rotationLambdaArn)
-    return {
-      registry: [],
-      source: 'none',
-      namespace: options.namespace ?? DEFAULT_NAMESPACE,
-      gatePollSeconds: DEFAULT_GATE_POLL_SECONDS,
-    };
-  const fn = await clients.lambda.send(
-    new GetFunctionConfigurationCommand({ FunctionName: state.rotationLambdaArn }),
+  const fn = await readFunctionSettings(
+    clients,
+    options.consumers === undefined ? state.rotationLambdaArn : undefined,
   );
-  const env = fn.Environment?.Variables ?? {};
-  const namespace = options.namespace ?? (env.CONVERGE_METRIC_NAMESPACE || DEFAULT_NAMESPACE);
-  const poll = Number(env[ENV.gatePollSeconds]);
-  const gatePollSeconds = Number.isInteger(poll) && poll > 0 ? poll : DEFAULT_GATE_POLL_SECONDS;
-  if (!env.CONVERGE_CONSUMERS)
-    return { registry: [], source: 'function', namespace, gatePollSeconds };
   return {
-    registry: parseRegistry(JSON.parse(env.CONVERGE_CONSUMERS), 'CONVERGE_CONSUMERS'),
-    source: 'function',
-    namespace,
-    gatePollSeconds,
+    registry:
+      options.consumers === undefined ? fn.registry : parseRegistryJson(options.consumers, '--consumers'),
+    source: options.consumers !== undefined ? 'option' : state.rotationLambdaArn ? 'function' : 'none',
+    namespace: options.namespace ?? fn.namespace,
+    gatePollSeconds: fn.gate.pollSeconds,
   };
 }
 

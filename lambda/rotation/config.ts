@@ -5,7 +5,7 @@
 import { ConfigurationError } from '../shared/errors';
 import { DEFAULT_NAMESPACE } from '../shared/metric-contract';
 import { LAMBDA_CA_BUNDLE } from '../shared/pg-connection';
-import { parseRegistry, type ConsumerRegistration } from '../shared/registry';
+import { parseRegistryJson, type ConsumerRegistration } from '../shared/registry';
 
 /**
  * Characters left out of generated passwords by default: the ones that break libpq connection
@@ -61,17 +61,8 @@ export interface RotationConfig {
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, fileExists: (p: string) => boolean = defaultExists): RotationConfig {
   const passwordLength = int(env, ENV.passwordLength, 32, 16, 4096);
   const caFromEnv = env[ENV.caBundle];
-  let consumers: ConsumerRegistration[] = [];
   const rawConsumers = env[ENV.consumers];
-  if (rawConsumers) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(rawConsumers);
-    } catch {
-      throw new ConfigurationError(`${ENV.consumers} is not valid JSON`);
-    }
-    consumers = parseRegistry(parsed, ENV.consumers);
-  }
+  const consumers: ConsumerRegistration[] = rawConsumers ? parseRegistryJson(rawConsumers, ENV.consumers) : [];
   return {
     passwordLength,
     excludeCharacters: env[ENV.excludeCharacters] ?? DEFAULT_EXCLUDE_CHARACTERS,

@@ -42,6 +42,27 @@ export const DEFAULT_MAX_STALENESS_SECONDS = 300;
 export const MIN_STALENESS_SECONDS = 10;
 
 /**
+ * Parses a registry written as JSON text (an environment variable, a `--consumers` option) and
+ * validates it like {@link parseRegistry}.
+ *
+ * @throws {@link ConfigurationError} naming `source`: the JSON does not parse, or an entry is wrong
+ *
+ * @example
+ * const registry = parseRegistryJson(process.env.CONVERGE_CONSUMERS ?? '[]', 'CONVERGE_CONSUMERS');
+ */
+export function parseRegistryJson(text: string, source: string): ConsumerRegistration[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigurationError(
+      `${source} is not valid JSON (${(err as Error).message}); expected a JSON array of {name, mode, maxStalenessSeconds}`,
+    );
+  }
+  return parseRegistry(parsed, source);
+}
+
+/**
  * Validates a registry (parsed JSON or construct props) and applies defaults.
  *
  * @throws {@link ConfigurationError} naming the entry and what is wrong, with the value received
