@@ -18,6 +18,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct, type IConstruct } from 'constructs';
+import { TAG_ABORTED } from '../../lambda/rotation/aborted';
 import { DEFAULT_EXCLUDE_CHARACTERS, ENV, loadConfig } from '../../lambda/rotation/config';
 import {
   TAG_EMERGENCY,
@@ -662,7 +663,9 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
         actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
         resourceArns: [secretArn],
         conditions: {
-          'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH] },
+          'ForAllValues:StringEquals': {
+            'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_ABORTED],
+          },
         },
       }),
       iam.Grant.addToPrincipal({

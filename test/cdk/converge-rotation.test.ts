@@ -7,6 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { TAG_ABORTED } from '../../lambda/rotation/aborted';
 import { DEFAULT_EXCLUDE_CHARACTERS, ENV } from '../../lambda/rotation/config';
 import {
   TAG_EMERGENCY,
@@ -607,7 +608,9 @@ describe('ConvergeRotation', () => {
               Action: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
               Resource: SECRET_ARN,
               Condition: {
-                'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH] },
+                'ForAllValues:StringEquals': {
+                  'aws:TagKeys': [TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_ABORTED],
+                },
               },
             },
             {
