@@ -26,12 +26,8 @@ import {
 } from '../../lambda/rotation/gates/decision';
 import { readGenerations } from '../../lambda/rotation/gates/read-generations';
 import { groupSessions } from '../../lambda/rotation/gates/session-groups';
-import { readGateRecord, readLastFailure, readVersionRecords } from '../../lambda/rotation/records';
 import { attributedTo } from '../../lambda/shared/application-name';
-import {
-  REVOCATION_STATISTICS,
-  secretNameDimension,
-} from '../../lambda/shared/metric-contract';
+import { REVOCATION_STATISTICS, secretNameDimension } from '../../lambda/shared/metric-contract';
 import {
   blastRadius,
   parseRegistryJson,
@@ -145,9 +141,7 @@ export async function status(
   const now = options.now ?? Date.now();
   // DescribeSecret: versions' generations and users come from the function's records (with --sessions,
   // which reads the master's value anyway, also the values of versions that have no record yet).
-  const state = withRecords(
-    await readSecretState(clients, secretId, { readValues: options.sessions === true }),
-  );
+  const state = await readSecretState(clients, secretId, { readValues: options.sessions === true });
   const { registry, source, namespace, gatePollSeconds } = await loadRegistry(
     clients,
     state,
@@ -156,8 +150,8 @@ export async function status(
   const rotation = classifyRotation({
     pending: state.pending,
     lastRotated: state.lastRotated,
-    gate: readGateRecord(state.description),
-    lastFailure: readLastFailure(state.description),
+    gate: state.gate,
+    lastFailure: state.lastFailure,
     now,
   });
   let consumers: ConsumerView[] = [];
@@ -333,28 +327,6 @@ function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * The state with each version's generation and user taken from the function's records
- * (`converge:version:<id>`, lambda/rotation/records.ts) where the state does not carry them.
- */
-function withRecords(state: SecretState): SecretState {
-  const records = readVersionRecords(state.description);
-  const fill = (v: VersionView): VersionView => {
-    const r = records.get(v.versionId);
-    return v.generation === undefined && r
-      ? { versionId: v.versionId, stages: v.stages, generation: r.generation, username: r.username }
-      : v;
-  };
-  const pick = (v: VersionView | undefined) => (v ? fill(v) : undefined);
-  return {
-    ...state,
-    versions: state.versions.map(fill),
-    current: pick(state.current),
-    previous: pick(state.previous),
-    pending: pick(state.pending),
-  };
-}
-
 /** Attaches the consumer's processes (every user) from `--sessions`. */
 function withProcesses(c: ConsumerView, users: readonly UserSessionsView[]): ConsumerView {
   const processes: ProcessView[] = [];
@@ -512,8 +484,11 @@ async function loadRegistry(
   );
   return {
     registry:
-      options.consumers === undefined ? fn.registry : parseRegistryJson(options.consumers, '--consumers'),
-    source: options.consumers !== undefined ? 'option' : state.rotationLambdaArn ? 'function' : 'none',
+      options.consumers === undefined
+        ? fn.registry
+        : parseRegistryJson(options.consumers, '--consumers'),
+    source:
+      options.consumers !== undefined ? 'option' : state.rotationLambdaArn ? 'function' : 'none',
     namespace: options.namespace ?? fn.namespace,
     gatePollSeconds: fn.gate.pollSeconds,
   };
