@@ -167,6 +167,18 @@ describe('converge: bad numbers are usage errors naming the option and the value
       ['blast-radius', 'orders-app', '--refresh', '0'],
       "option '--refresh <seconds>' argument '0' is invalid. expected a whole number >= 1",
     ],
+    [
+      ['rotate', 'orders-app', '--wait', 'soon'],
+      "option '--wait <seconds>' argument 'soon' is invalid. expected a whole number >= 0",
+    ],
+    [
+      ['status', 'orders-app', '--watch', '0'],
+      "option '--watch [seconds]' argument '0' is invalid. expected a whole number >= 1",
+    ],
+    [
+      ['drill', '--scenario', 'stuck'],
+      "option '--scenario <name>' argument 'stuck' is invalid. Allowed choices are healthy, stuck-live, silent, restart-only, abort-midway, emergency.",
+    ],
   ])('%j: exit 2 before anything starts', async (args, expected) => {
     // Act
     const r = await converge(args);
