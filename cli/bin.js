@@ -12,9 +12,7 @@
 const { readFileSync, statSync } = require('node:fs');
 const { join } = require('node:path');
 
-const RECOMMENDED_NODE_MAJOR = 22;
-
-shortenNodeVersionWarning();
+require('./node-warning.js').shortenNodeVersionWarning();
 
 const root = join(__dirname, '..');
 const build = compiledCli(root);
@@ -58,27 +56,4 @@ function compiledCli(repoRoot) {
       return { ok: false, why: `the compiled CLI (dist/cli/main.js) is older than ${input}` };
   }
   return { ok: true, main };
-}
-
-/** On Node.js < 22: the AWS SDK's 9-line support warning becomes one line, once per process. */
-function shortenNodeVersionWarning() {
-  const major = Number(process.versions.node.split('.')[0]);
-  if (major >= RECOMMENDED_NODE_MAJOR) return;
-  const emitWarning = process.emitWarning;
-  let told = false;
-  process.emitWarning = function (warning, ...rest) {
-    const text = typeof warning === 'string' ? warning : warning && warning.message;
-    if (typeof text === 'string' && text.startsWith('NodeVersionSupportWarning')) {
-      const silenced =
-        process.env.NODE_NO_WARNINGS === '1' || process.execArgv.includes('--no-warnings');
-      if (!told && !silenced) {
-        process.stderr.write(
-          `converge: Node.js ${major} reaches end of AWS SDK support in January 2027; Node.js ${RECOMMENDED_NODE_MAJOR} is recommended\n`,
-        );
-      }
-      told = true;
-      return;
-    }
-    return emitWarning.call(process, warning, ...rest);
-  };
 }

@@ -49,6 +49,7 @@ export {
   emfDocuments,
 } from './reporter';
 export type {
+  CloudWatchSender,
   EmfSinkOptions,
   GenerationReporterEvents,
   GenerationReporterOptions,

@@ -11,11 +11,12 @@
  * {@link MemorySink} (tests, the drill).
  */
 import { EventEmitter } from 'node:events';
-import {
+// Types only: the CloudWatch client is an optional peer dependency, loaded by PutMetricDataSink when it
+// first sends (EMF needs no client at all).
+import type {
   CloudWatchClient,
-  PutMetricDataCommand,
-  type CloudWatchClientConfig,
-  type MetricDatum,
+  CloudWatchClientConfig,
+  MetricDatum,
 } from '@aws-sdk/client-cloudwatch';
 import { AwsCallError, ConvergeError } from '../lambda/shared/errors';
 import {
@@ -137,7 +138,10 @@ const EMF_MAX_VALUES = 100;
  * @example
  * for (const doc of emfDocuments('SecretRotation', await reporter.report())) console.log(JSON.stringify(doc));
  */
-export function emfDocuments(namespace: string, points: readonly MetricPoint[]): Record<string, unknown>[] {
+export function emfDocuments(
+  namespace: string,
+  points: readonly MetricPoint[],
+): Record<string, unknown>[] {
   const groups = new Map<string, MetricPoint[]>();
   for (const p of points) {
     const key = JSON.stringify([p.dimensions.SecretName, p.dimensions.Consumer, p.timestamp]);
@@ -147,9 +151,16 @@ export function emfDocuments(namespace: string, points: readonly MetricPoint[]):
   }
   const docs: Record<string, unknown>[] = [];
   for (const group of groups.values()) {
-    const byName = new Map<string, { unit: MetricUnitName; resolution?: 1 | 60; values: number[] }>();
+    const byName = new Map<
+      string,
+      { unit: MetricUnitName; resolution?: 1 | 60; values: number[] }
+    >();
     for (const p of group) {
-      const entry = byName.get(p.name) ?? { unit: p.unit, resolution: p.storageResolution, values: [] };
+      const entry = byName.get(p.name) ?? {
+        unit: p.unit,
+        resolution: p.storageResolution,
+        values: [],
+      };
       entry.values.push(p.value);
       byName.set(p.name, entry);
     }
@@ -165,7 +176,9 @@ export function emfDocuments(namespace: string, points: readonly MetricPoint[]):
               Dimensions: [[DIMENSION_SECRET, DIMENSION_CONSUMER]],
               Metrics: slice.map((name) => {
                 const { unit, resolution } = byName.get(name)!;
-                return resolution === 1 ? { Name: name, Unit: unit, StorageResolution: 1 } : { Name: name, Unit: unit };
+                return resolution === 1
+                  ? { Name: name, Unit: unit, StorageResolution: 1 }
+                  : { Name: name, Unit: unit };
               }),
             },
           ],
@@ -214,29 +227,49 @@ interface PutMetricDataSinkBaseOptions {
   readonly onError?: (error: Error) => void;
 }
 
+/**
+ * What {@link PutMetricDataSink} needs of a CloudWatch client: a `CloudWatchClient` of
+ * `@aws-sdk/client-cloudwatch` v3 is one. Declared here, so that the package's types need no
+ * optional peer dependency.
+ */
+export interface CloudWatchSender {
+  send(command: never): Promise<unknown>;
+}
+
 interface PutWithClient extends PutMetricDataSinkBaseOptions {
-  readonly awsSdkV3Client: CloudWatchClient;
+  readonly awsSdkV3Client: CloudWatchSender;
   readonly clientConfig?: never;
 }
 
 interface PutWithConfig extends PutMetricDataSinkBaseOptions {
   /**
-   * Configuration for a client this sink creates.
+   * Configuration for a client this sink creates: a `CloudWatchClientConfig` (region, endpoint,
+   * credentials, ...).
    *
    * @default - a client with the SDK's default configuration, shared by every sink in the process
    */
-  readonly clientConfig?: CloudWatchClientConfig;
+  readonly clientConfig?: object;
   readonly awsSdkV3Client?: never;
 }
 
 /** Options of {@link PutMetricDataSink}: pass `awsSdkV3Client` or `clientConfig`, not both. */
 export type PutMetricDataSinkOptions = PutWithClient | PutWithConfig;
 
+type CloudWatchModule = typeof import('@aws-sdk/client-cloudwatch');
+
+let cloudWatchModule: Promise<CloudWatchModule> | undefined;
 let defaultCloudWatch: CloudWatchClient | undefined;
 
-function sharedCloudWatch(): CloudWatchClient {
-  defaultCloudWatch ??= new CloudWatchClient({});
-  return defaultCloudWatch;
+/** Loads `@aws-sdk/client-cloudwatch` once, naming the missing optional peer dependency if it is absent. */
+function loadCloudWatch(): Promise<CloudWatchModule> {
+  cloudWatchModule ??= import('@aws-sdk/client-cloudwatch').catch((err: unknown) => {
+    cloudWatchModule = undefined;
+    throw new ConvergeError(
+      'PutMetricDataSink needs the optional peer dependency @aws-sdk/client-cloudwatch: install it, or report with EmfSink',
+      { cause: err },
+    );
+  });
+  return cloudWatchModule;
 }
 
 /**
@@ -250,7 +283,9 @@ function sharedCloudWatch(): CloudWatchClient {
  */
 export class PutMetricDataSink implements MetricSink {
   private readonly namespace: string;
-  private readonly client: CloudWatchClient;
+  /** The given client, or undefined until the first send creates one from `clientConfig` (or shares the default). */
+  private client: CloudWatchClient | undefined;
+  private readonly clientConfig: CloudWatchClientConfig | undefined;
   private readonly maxBatchSize: number;
   private readonly flushDelayMs: number;
   private readonly onError: (error: Error) => void;
@@ -263,16 +298,21 @@ export class PutMetricDataSink implements MetricSink {
     }
     const batch = options.maxBatchSize ?? PUT_METRIC_DATA_MAX_ENTRIES;
     if (!Number.isInteger(batch) || batch < 1 || batch > PUT_METRIC_DATA_MAX_ENTRIES) {
-      throw new ConvergeError(`maxBatchSize must be an integer from 1 to ${PUT_METRIC_DATA_MAX_ENTRIES}, got ${batch}`);
+      throw new ConvergeError(
+        `maxBatchSize must be an integer from 1 to ${PUT_METRIC_DATA_MAX_ENTRIES}, got ${batch}`,
+      );
     }
     this.maxBatchSize = batch;
     this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
     this.flushDelayMs = options.flushDelayMs ?? 1_000;
     this.onError =
       options.onError ??
-      ((error) => console.warn(`converge: PutMetricData failed, points dropped until the next report: ${error.message}`));
-    this.client =
-      options.awsSdkV3Client ?? (options.clientConfig ? new CloudWatchClient(options.clientConfig) : sharedCloudWatch());
+      ((error) =>
+        console.warn(
+          `converge: PutMetricData failed, points dropped until the next report: ${error.message}`,
+        ));
+    this.client = options.awsSdkV3Client as CloudWatchClient | undefined;
+    this.clientConfig = options.clientConfig as CloudWatchClientConfig | undefined;
   }
 
   /** Buffers the points; sends at once when a batch is full, otherwise after `flushDelayMs`. */
@@ -285,7 +325,9 @@ export class PutMetricDataSink implements MetricSink {
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.flush().catch((err: unknown) => this.onError(err instanceof Error ? err : new Error(String(err))));
+        this.flush().catch((err: unknown) =>
+          this.onError(err instanceof Error ? err : new Error(String(err))),
+        );
       }, this.flushDelayMs);
       this.timer.unref();
     }
@@ -301,6 +343,13 @@ export class PutMetricDataSink implements MetricSink {
     this.timer = undefined;
     const points = this.buffer;
     this.buffer = [];
+    if (points.length === 0) return;
+    const { CloudWatchClient, PutMetricDataCommand } = await loadCloudWatch();
+    if (!this.client) {
+      this.client = this.clientConfig
+        ? new CloudWatchClient(this.clientConfig)
+        : (defaultCloudWatch ??= new CloudWatchClient({}));
+    }
     let failure: AwsCallError | undefined;
     for (let i = 0; i < points.length; i += this.maxBatchSize) {
       const MetricData = points.slice(i, i + this.maxBatchSize).map(toDatum);
@@ -308,9 +357,13 @@ export class PutMetricDataSink implements MetricSink {
         await this.client.send(new PutMetricDataCommand({ Namespace: this.namespace, MetricData }));
       } catch (err) {
         const name = err instanceof Error ? err.name : 'Error';
-        failure ??= new AwsCallError('PutMetricData', `PutMetricData to namespace "${this.namespace}" failed: ${name}`, {
-          cause: err,
-        });
+        failure ??= new AwsCallError(
+          'PutMetricData',
+          `PutMetricData to namespace "${this.namespace}" failed: ${name}`,
+          {
+            cause: err,
+          },
+        );
       }
     }
     if (failure) throw failure;
@@ -421,7 +474,9 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
   public constructor(options: GenerationReporterOptions) {
     super();
     if (!options.consumer) {
-      throw new ConvergeError(`GenerationReporter needs the consumer name, got ${JSON.stringify(options.consumer)}`);
+      throw new ConvergeError(
+        `GenerationReporter needs the consumer name, got ${JSON.stringify(options.consumer)}`,
+      );
     }
     const period = options.periodSeconds ?? REPORT_PERIOD_SECONDS;
     if (!Number.isFinite(period) || period <= 0) {
@@ -523,7 +578,10 @@ export class GenerationReporter extends EventEmitter<GenerationReporterEvents> {
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       if (this.listenerCount('publishFailure') > 0) this.emit('publishFailure', error);
-      else console.warn(`converge: metrics report for consumer "${this.consumer}" failed: ${error.message}`);
+      else
+        console.warn(
+          `converge: metrics report for consumer "${this.consumer}" failed: ${error.message}`,
+        );
     }
   }
 }

@@ -17,7 +17,7 @@
  * be parsed counts as absent, which is the conservative reading.
  */
 import type { DescribeSecretCommandOutput } from '@aws-sdk/client-secrets-manager';
-import { tagValue } from './overrides';
+import { tagValue } from './override-tag-keys';
 
 /** Tag key of the abort record. */
 export const TAG_ABORTED = 'converge:aborted';

@@ -4,8 +4,10 @@
  */
 import { ConfigurationError } from '../shared/errors';
 import { DEFAULT_NAMESPACE } from '../shared/metric-contract';
-import { LAMBDA_CA_BUNDLE } from '../shared/pg-connection';
 import { parseRegistryJson, type ConsumerRegistration } from '../shared/registry';
+
+/** Where Lambda's Node.js runtime ships the RDS certificate authorities. */
+export const LAMBDA_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
 /**
  * Characters left out of generated passwords by default: the ones that break libpq connection

@@ -14,15 +14,21 @@ import {
   type DescribeSecretCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
 import type { RotationDependencies } from './context';
+import {
+  OVERRIDE_TAGS,
+  TAG_EMERGENCY,
+  TAG_FORCE_FINISH,
+  TAG_GENERATION_HIGH_WATER,
+  tagValue,
+} from './override-tag-keys';
 
-/** Tag keys. The `converge:` prefix keeps them apart from the user's own tags. */
-export const TAG_EMERGENCY = 'converge:emergency';
-export const TAG_FORCE_FINISH = 'converge:force-finish';
-/** Highest generation ever issued for this secret: aborted rotations keep their number burnt. */
-export const TAG_GENERATION_HIGH_WATER = 'converge:generation';
-
-/** The override tag keys. */
-export const OVERRIDE_TAGS = [TAG_EMERGENCY, TAG_FORCE_FINISH] as const;
+export {
+  OVERRIDE_TAGS,
+  TAG_EMERGENCY,
+  TAG_FORCE_FINISH,
+  TAG_GENERATION_HIGH_WATER,
+  tagValue,
+} from './override-tag-keys';
 
 export interface Overrides {
   /**
@@ -71,14 +77,6 @@ export function staleOverrides(
     const value = tagValue(description, key);
     return value !== undefined && value !== token ? [{ key, value }] : [];
   });
-}
-
-/** The value of tag `key`, or undefined. */
-export function tagValue(
-  description: Pick<DescribeSecretCommandOutput, 'Tags'>,
-  key: string,
-): string | undefined {
-  return (description.Tags ?? []).find((t) => t.Key === key)?.Value;
 }
 
 /** The generation high-water mark recorded in the tags, or 0. */

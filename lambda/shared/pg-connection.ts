@@ -16,9 +16,6 @@ import {
 } from './errors';
 import type { SslMode } from './secret';
 
-/** Where Lambda's Node.js runtime ships the RDS certificate authorities. */
-export const LAMBDA_CA_BUNDLE = '/var/runtime/ca-cert.pem';
-
 /** Where to connect. */
 export interface ConnectionTarget {
   readonly host: string;

@@ -1,7 +1,13 @@
 /**
- * The one in-house NodejsFunction wrapper (STYLE.md 13). Every Lambda function converge deploys is
- * built here, so runtime, architecture, bundling, logging and the execution role are decided once.
+ * The one in-house Lambda function wrapper. Every Lambda function converge deploys is built here,
+ * so runtime, architecture, bundling, logging and the execution role are decided once.
+ *
+ * Two ways to the same code: in this repository the TypeScript entry is bundled by esbuild through
+ * NodejsFunction at synth time; the installed `@converge/cdk` package ships the bundle prebuilt
+ * (scripts/build-packages.mjs, same esbuild settings), so a user's `cdk synth` needs neither these
+ * sources nor esbuild.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -10,6 +16,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ConfigurationError } from '../../lambda/shared/errors';
 
 /** Repository root: where package-lock.json and the `lambda/` sources live. */
 export const PROJECT_ROOT = join(__dirname, '..', '..');
@@ -38,6 +45,13 @@ export const VPC_ENI_ACTIONS = [
 export interface ConvergeFunctionProps {
   /** Absolute path of the TypeScript entry file, given as `join(__dirname, ...)` or {@link PROJECT_ROOT}. */
   readonly entry: string;
+  /**
+   * Directory of the same function prebuilt (an `index.js` exporting the handler, with its source
+   * map), used as the code asset instead of bundling `entry` when that directory exists.
+   *
+   * @default - always bundle `entry`
+   */
+  readonly prebuilt?: string;
   /**
    * Exported handler name in the entry file.
    *
@@ -113,8 +127,27 @@ export interface ConvergeFunctionProps {
 }
 
 /**
- * A Node.js Lambda function bundled locally by esbuild (minified, with source maps, CommonJS,
- * every dependency bundled at the version package-lock.json pins, the AWS SDK included), ARM64,
+ * The esbuild settings of every converge function: minified, with source maps (no sources inside),
+ * CommonJS for the current Node runtime, every dependency bundled at the version package-lock.json
+ * pins, the AWS SDK included (the function runs exactly the SDK version the tests ran against;
+ * the default would leave `@aws-sdk/*` to whatever version the runtime ships). pg's optional native
+ * binding is never used. scripts/build-packages.mjs builds the prebuilt bundles with these too.
+ *
+ * @example
+ * new NodejsFunction(this, 'Fn', { entry, bundling: { ...CONVERGE_BUNDLING, externalModules: [...CONVERGE_BUNDLING.externalModules] } });
+ */
+export const CONVERGE_BUNDLING = {
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  format: OutputFormat.CJS,
+  target: 'node24',
+  externalModules: ['pg-native'],
+} as const;
+
+/**
+ * A Node.js Lambda function, its code bundled locally by esbuild with {@link CONVERGE_BUNDLING} or
+ * taken prebuilt from {@link ConvergeFunctionProps.prebuilt}, ARM64,
  * the current Node runtime, X-Ray tracing, a log group with retention and a least-privilege
  * execution role that is created here (no AWS managed policies).
  *
@@ -128,7 +161,7 @@ export interface ConvergeFunctionProps {
  */
 export class ConvergeFunction extends Construct {
   /** The Lambda function. */
-  public readonly function: NodejsFunction;
+  public readonly function: lambda.Function;
   /** The execution role. */
   public readonly role: iam.Role;
   /** The log group the function writes to. */
@@ -163,9 +196,7 @@ export class ConvergeFunction extends Construct {
       );
     }
 
-    this.function = new NodejsFunction(this, 'Resource', {
-      entry: props.entry,
-      handler: props.handler ?? 'handler',
+    const settings = {
       description: props.description,
       functionName: props.functionName,
       runtime: CONVERGE_RUNTIME,
@@ -179,18 +210,34 @@ export class ConvergeFunction extends Construct {
       vpcSubnets: props.vpc ? props.vpcSubnets : undefined,
       securityGroups: props.vpc ? props.securityGroups : undefined,
       environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
+    };
+    const handler = props.handler ?? 'handler';
+    if (props.prebuilt !== undefined && existsSync(join(props.prebuilt, 'index.js'))) {
+      this.function = new lambda.Function(this, 'Resource', {
+        ...settings,
+        code: lambda.Code.fromAsset(props.prebuilt),
+        handler: `index.${handler}`,
+      });
+      return;
+    }
+    if (!existsSync(props.entry)) {
+      throw new ConfigurationError(
+        `${this.node.path}: the function's prebuilt bundle ` +
+          (props.prebuilt === undefined
+            ? 'is not configured'
+            : `is missing (${join(props.prebuilt, 'index.js')})`) +
+          ` and its source entry ${props.entry} does not exist; reinstall the package that provides this construct`,
+      );
+    }
+    this.function = new NodejsFunction(this, 'Resource', {
+      ...settings,
+      entry: props.entry,
+      handler,
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       bundling: {
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        format: OutputFormat.CJS,
-        target: 'node24',
-        // Bundle the AWS SDK too (the default leaves @aws-sdk/* to whatever version the runtime
-        // ships): the function runs exactly the SDK version the tests ran against. pg's optional
-        // native binding is never used.
-        externalModules: ['pg-native'],
+        ...CONVERGE_BUNDLING,
+        externalModules: [...CONVERGE_BUNDLING.externalModules],
         logLevel: LogLevel.WARNING,
       },
     });

@@ -24,7 +24,7 @@ import {
   TAG_EMERGENCY,
   TAG_FORCE_FINISH,
   TAG_GENERATION_HIGH_WATER,
-} from '../../lambda/rotation/overrides';
+} from '../../lambda/rotation/override-tag-keys';
 import { TAG_GATE, TAG_LAST_FAILURE, TAG_VERSION_PREFIX } from '../../lambda/rotation/records';
 import { ConfigurationError } from '../../lambda/shared/errors';
 import { DEFAULT_NAMESPACE } from '../../lambda/shared/metric-contract';
@@ -47,6 +47,13 @@ import { rotationRules, type RotationScheduleExpression } from './rotation-sched
 
 /** The rotation function's one entry point, for Secrets Manager's steps and the gate's re-drive. */
 export const ROTATION_ENTRY = join(PROJECT_ROOT, 'lambda', 'rotation', 'index.ts');
+
+/**
+ * Where the installed `@converge/cdk` package keeps the rotation function prebuilt: `assets/rotation`
+ * beside its `dist/` (scripts/build-packages.mjs). In this repository the directory does not exist
+ * and {@link ROTATION_ENTRY} is bundled at synth time instead.
+ */
+export const ROTATION_PREBUILT = join(__dirname, '..', 'assets', 'rotation');
 
 /** Seconds the Lambda timeout must leave after the gate's longest wait (cold start, promotion). */
 export const TIMEOUT_MARGIN_SECONDS = 60;
@@ -475,6 +482,7 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
 
     const fn = new ConvergeFunction(this, 'Function', {
       entry: ROTATION_ENTRY,
+      prebuilt: ROTATION_PREBUILT,
       // Static: function descriptions are limited to 256 characters and secret names may have 512.
       description:
         'converge: rotates a PostgreSQL secret with alternating users and a convergence gate',

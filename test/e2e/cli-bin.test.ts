@@ -306,7 +306,9 @@ describe('cli/bin.js: the compiled CLI, or the sources when the build is missing
   function scratchTree(name: string): string {
     const root = join(tempRoot, name);
     mkdirSync(join(root, 'cli'), { recursive: true });
-    writeFileSync(join(root, 'cli/bin.js'), readFileSync(join(repoRoot, 'cli/bin.js')));
+    for (const file of ['cli/bin.js', 'cli/node-warning.js']) {
+      writeFileSync(join(root, file), readFileSync(join(repoRoot, file)));
+    }
     symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
     // TypeScript syntax and an import() of a .ts module: only tsx (both of its hooks) runs this.
     writeFileSync(
