@@ -21,6 +21,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'import/order': ['error', { alphabetize: { order: 'asc', caseInsensitive: true }, 'newlines-between': 'never' }],
       'import/no-extraneous-dependencies': ['error', { devDependencies: ['test/**', 'bench/**', 'bin/**'] }],
+      // consumer/ is also a package whose `main` is its build (consumer/dist): a directory import
+      // would load that build, or a stale one, instead of the sources.
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(\\.\\./)+consumer/?$', message: 'import consumer/index, not the consumer/ directory (its package.json points at the build)' }] },
+      ],
     },
   },
   {

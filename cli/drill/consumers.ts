@@ -23,7 +23,7 @@ import {
   type SecretFetchOptions,
   type SecretSnapshot,
   type SecretSource,
-} from '../../consumer';
+} from '../../consumer/index';
 import type { ConsumerMode } from '../../lambda/shared/registry';
 
 /** A registered drill consumer. */

@@ -11,7 +11,7 @@ import type { BlastRadiusReport } from '../../cli/commands/blast-radius';
 import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
 import { installCloudWatchModel } from '../../cli/local/install';
 import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
-import { RotatingPgPool, SecretsManagerSource } from '../../consumer';
+import { RotatingPgPool, SecretsManagerSource } from '../../consumer/index';
 import { formatApplicationName, parseApplicationName } from '../../lambda/shared/application-name';
 import {
   DIMENSION_CONSUMER,

@@ -18,7 +18,7 @@ import {
   SecretsManagerSource,
   type ReportSubject,
   type SecretVersion,
-} from '../../consumer';
+} from '../../consumer/index';
 import { AuthenticationFailedError } from '../../lambda/shared/errors';
 import { LOADED_GENERATION, secretNameDimension } from '../../lambda/shared/metric-contract';
 import { openClient, withClient } from '../../lambda/shared/pg-connection';

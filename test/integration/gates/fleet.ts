@@ -11,7 +11,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { Client } from 'pg';
 import { CloudWatchModel } from '../../../cli/local/cloudwatch-model';
 import { installCloudWatchModel, wireCloudWatch, type CloudWatchStub } from '../../../cli/local/install';
-import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource, type ReportSubject } from '../../../consumer';
+import { GenerationReporter, PutMetricDataSink, RotatingPgPool, SecretsManagerSource, type ReportSubject } from '../../../consumer/index';
 import { ENV } from '../../../lambda/rotation/config';
 import type { Clock } from '../../../lambda/rotation/context';
 import { openClient } from '../../../lambda/shared/pg-connection';
