@@ -177,6 +177,9 @@ export function checkFile(file: string, text: string, repo: RepositoryView): Cit
       if (candidates.some((c) => ignored(c, ref, file, repo))) continue;
       if (candidates.some((c) => !c.startsWith('../') && repo.exists(c))) continue;
       if (!ref.includes('/') && repo.hasBaseName(ref)) continue;
+      // A link's text that repeats its target was reported with the link.
+      if (problems.some((p) => p.ref === ref && p.line === lineOf(chunk.offset + m.index!)))
+        continue;
       report(
         chunk.offset + m.index!,
         ref,
@@ -335,10 +338,12 @@ describe('citations of repository files', () => {
         '# Title',
         'See [deploy](deploy.md#alarms), [the top](../README.md), [here](#title) and [AWS](https://aws.amazon.com/x.md).',
         'Also [broken](docs/deploy.md) and `lambda/rotation/missing.ts`.',
+        'Once only: [gone.md](gone.md).',
       ].join('\n');
       expect(check('docs/guide.md', text)).toEqual([
         'docs/guide.md:3: "docs/deploy.md": link target docs/docs/deploy.md does not exist',
         'docs/guide.md:3: "lambda/rotation/missing.ts": no such file relative to the repository root or to docs/',
+        'docs/guide.md:4: "gone.md": link target docs/gone.md does not exist',
       ]);
     });
   });
