@@ -1,5 +1,5 @@
-// Lint gates (STYLE.md 14): floating promises, return-await, ordered imports, no devDependencies
-// outside test/ and bench/, no focused or skipped tests.
+// The linter is a gate, like the compiler: no floating promises, return-await in try/catch,
+// alphabetized imports, no devDependencies outside test/, bench/ and bin/, no focused or skipped tests.
 import importPlugin from 'eslint-plugin-import';
 import jestPlugin from 'eslint-plugin-jest';
 import tseslint from 'typescript-eslint';

@@ -182,7 +182,7 @@ export class RevocationBlockedError extends ConvergeError {
     options?: {
       cause?: unknown;
       sessionDetails?: readonly { pid: number; applicationName: string; member?: string }[];
-      /** Who holds the sessions, by consumer and process (gates/session-groups.ts); replaces the pid list. */
+      /** Who holds the sessions, by consumer and process (lambda/rotation/gates/session-groups.ts); replaces the pid list. */
       sessionSummary?: string;
     },
   ) {
