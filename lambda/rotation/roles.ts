@@ -107,7 +107,12 @@ export function assertNotMorePrivileged(
 
 /**
  * Refuses to take over an existing alternate role unless there is evidence that it is the pair of
- * the current user. Evidence, in order:
+ * the current user. First, neither role may administer the other (ADMIN OPTION, directly or through
+ * other roles): a rotated user that administers its pair could change that role's password,
+ * memberships and comment at will. On PostgreSQL 16 and later that is what remains when an
+ * application user with CREATEROLE created the role itself (PostgreSQL grants the creator ADMIN
+ * OPTION, recorded as granted by the bootstrap superuser, which would otherwise look like a third
+ * role's grant). Then evidence, in order:
  * - the operator named the pair explicitly (`alternateUsername` in the secret);
  * - converge's marker on either role names the other ({@link pairMarker}; only a role with
  *   CREATEROLE can comment on roles, so the rotated user cannot forge it);
@@ -124,6 +129,24 @@ export async function assertPairEvidence(
   input: { alternate: RoleRow; current: RoleRow; explicitPair: boolean },
 ): Promise<void> {
   const { alternate, current } = input;
+  const admin = await run('read ADMIN OPTION between the pair', () =>
+    c.query<{ current_admin: boolean; alternate_admin: boolean }>(
+      `SELECT pg_catalog.pg_has_role($1::pg_catalog.oid, $2::pg_catalog.oid, 'MEMBER WITH ADMIN OPTION') AS current_admin,
+              pg_catalog.pg_has_role($2::pg_catalog.oid, $1::pg_catalog.oid, 'MEMBER WITH ADMIN OPTION') AS alternate_admin`,
+      [current.oid, alternate.oid],
+    ),
+  );
+  const { current_admin: currentAdmin, alternate_admin: alternateAdmin } = admin.rows[0];
+  if (currentAdmin || alternateAdmin) {
+    const [holder, held] = currentAdmin ? [current, alternate] : [alternate, current];
+    throw new ConfusedDeputyError(
+      `role "${holder.rolname}" can administer "${held.rolname}" (ADMIN OPTION: it created that role on ` +
+        `PostgreSQL 16 or later, or was granted the option), so one user of the pair could change the ` +
+        `other's password and memberships; refusing to change the password of "${alternate.rolname}". ` +
+        `As a superuser, drop that role or revoke the option (REVOKE ADMIN OPTION FOR ` +
+        `${c.escapeIdentifier(held.rolname)} FROM ${c.escapeIdentifier(holder.rolname)}).`,
+    );
+  }
   if (input.explicitPair) return;
   if (
     alternate.comment === pairMarker(current.rolname) ||
