@@ -115,6 +115,9 @@ export class ConfigurationError extends ConvergeError {
  * A metric report (an EMF line, or the values a report is built from) does not follow the metric
  * contract (docs/metric-contract.md). Names the field, the rule and the value received (reports
  * carry no secret values).
+ *
+ * @example
+ * throw new InvalidReportError('LoadedGeneration must be a non-negative integer, got -1', 'LoadedGeneration');
  */
 export class InvalidReportError extends ConvergeError {
   public constructor(
