@@ -29,10 +29,13 @@ import {
 
 const doc = readFileSync(join(__dirname, '../../docs/metric-contract.md'), 'utf8');
 
-/** The fenced block that follows `<!-- contract-example: name -->`. */
+/**
+ * The fenced block that follows `<!-- contract-example: name -->` (and `<!-- prettier-ignore -->`,
+ * which keeps prettier from spreading a one-line EMF document over several lines).
+ */
 function example(name: string): string {
   const m = new RegExp(
-    `<!-- contract-example: ${name} -->\\n\`\`\`[a-z]*\\n([\\s\\S]*?)\\n\`\`\``,
+    `<!-- contract-example: ${name} -->\\n(?:<!-- prettier-ignore -->\\n|\\n)?\`\`\`[a-z]*\\n([\\s\\S]*?)\\n\`\`\``,
   ).exec(doc);
   if (!m) throw new Error(`docs/metric-contract.md has no contract-example "${name}"`);
   return m[1];
