@@ -1,5 +1,5 @@
 /**
- * The `converge` operator CLI: status, rotate, abort, finish --force, drill.
+ * The `converge` operator CLI: status, rotate, abort, finish --force, blast-radius, report, drill.
  * Errors print one line (`converge: ...`) and exit 1; usage errors exit 2; no stack traces.
  * `status` exits 0 healthy, 3 holding, 4 unknown (see HEALTH_EXIT_CODES). The destructive commands
  * (`abort`, `rotate --emergency`) ask for confirmation on a terminal, take `--yes` instead, and
@@ -10,6 +10,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 // each command's module, the AWS SDK, pg and the drill load inside the command's action.
 import type { Clock } from '../lambda/rotation/context';
 import { ConvergeError } from '../lambda/shared/errors';
+import { DEFAULT_NAMESPACE } from '../lambda/shared/metric-contract';
 import { parseRegistryJson } from '../lambda/shared/registry';
 import { version } from '../package.json';
 import type { CliClients } from './clients';
@@ -247,6 +248,49 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       });
       print(o.json ?? false, r, formatBlastRadius(r));
     });
+
+  program
+    .command('report')
+    .description('report the credential generation a consumer uses (LoadedGeneration), for jobs, scripts and runtimes without the consumer library')
+    .requiredOption('--secret <secret>', 'secret name or ARN (with --generation: the name, or the complete ARN)')
+    .requiredOption('--consumer <name>', 'the registered consumer name (the Consumer dimension)')
+    .addOption(new Option('--generation <n>', 'the generation this consumer uses for new connections (the "generation" field of the secret it loaded)').argParser(integerOption(0)).conflicts('fromSecret'))
+    .option('--from-secret', "report the generation of the secret's AWSCURRENT version (GetSecretValue, as the consumer reads it; the password is never printed)")
+    .option('--namespace <namespace>', `metric namespace (default ${DEFAULT_NAMESPACE}; the rotation's metricNamespace)`)
+    .addOption(new Option('--emf', 'print the report as one embedded-metric-format line on stdout instead of calling PutMetricData (Lambda, ECS with awslogs, the CloudWatch agent)').conflicts('json'))
+    .option('--high-resolution', 'StorageResolution 1: for consumers registered with a staleness under a minute')
+    .option('--json', 'machine-readable output: what was sent')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The report follows docs/metric-contract.md (metric LoadedGeneration, unit None, dimensions SecretName and Consumer).',
+        'Report each period (60 s) while running, and at least once per run of a scheduled job: the gates count a consumer',
+        'as SILENT once its last report is older than its maxStaleness. Exit 0 sent, 1 error (AWS, secret), 2 usage error.',
+      ].join('\n'),
+    )
+    .action(
+      async (
+        o: { secret: string; consumer: string; generation?: number; fromSecret?: boolean; namespace?: string; emf?: boolean; highResolution?: boolean; json?: boolean },
+        command: Command,
+      ) => {
+        if (o.generation === undefined && !o.fromSecret) command.error('error: pass --generation <n> or --from-secret');
+        const { checkReportRequest, report, formatReport } = await import('./commands/report');
+        const request = {
+          secret: o.secret,
+          consumer: o.consumer,
+          source: o.generation === undefined ? { fromSecret: true as const } : { generation: o.generation },
+          namespace: o.namespace,
+          emf: o.emf,
+          highResolution: o.highResolution,
+        };
+        // Every value is checked before any AWS call: a typo is a usage error naming the option.
+        const problem = checkReportRequest(request);
+        if (problem) command.error(`error: option '${problem.option}' argument '${problem.value}' is invalid. ${problem.problem}`);
+        const r = await report(await aws(program.opts().region), request, { out: io.out, clock: io.clock });
+        if (!o.emf) print(o.json ?? false, r, formatReport(r));
+      },
+    );
 
   program
     .command('drill')

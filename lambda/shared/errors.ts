@@ -111,6 +111,25 @@ export class ConfigurationError extends ConvergeError {
   }
 }
 
+/**
+ * A metric report (an EMF line, or the values a report is built from) does not follow the metric
+ * contract (docs/metric-contract.md). Names the field, the rule and the value received (reports
+ * carry no secret values).
+ *
+ * @example
+ * throw new InvalidReportError('LoadedGeneration must be a non-negative integer, got -1', 'LoadedGeneration');
+ */
+export class InvalidReportError extends ConvergeError {
+  public constructor(
+    message: string,
+    /** Where in the document, e.g. `_aws.CloudWatchMetrics[0].Dimensions` or `SecretName`. */
+    public readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'InvalidReportError';
+  }
+}
+
 /** An AWS API call failed in a way the step cannot recover from (throttling, 5xx, access denied). */
 export class AwsCallError extends ConvergeError {
   public constructor(

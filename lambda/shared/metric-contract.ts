@@ -1,6 +1,9 @@
 /**
- * The metric contract (README.md, "The metric contract"), one definition for the consumer reporter, the gates,
- * the CDK alarm/dashboard and the CLI.
+ * The metric contract, one definition for the consumer reporter, the gates, the CDK alarm/dashboard
+ * and the CLI. docs/metric-contract.md is its written, versioned form for reporters in any runtime
+ * (what to send, what the gates read back, EMF and PutMetricData examples);
+ * lambda/shared/report-document.ts checks a report against it. README.md, "The metric contract",
+ * is the overview.
  */
 
 /** Default CloudWatch namespace. */
