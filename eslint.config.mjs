@@ -5,7 +5,7 @@ import jestPlugin from 'eslint-plugin-jest';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'cdk.out/**', 'coverage/**', '**/*.js', '**/*.mjs', '**/*.d.ts'] },
+  { ignores: ['node_modules/**', 'cdk.out/**', 'coverage/**', '**/dist/**', 'packages/cdk/assets/**', '**/*.js', '**/*.mjs', '**/*.d.ts'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

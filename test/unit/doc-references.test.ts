@@ -79,6 +79,21 @@ const NOT_REPOSITORY_FILES: readonly {
     ref: 'secret.json',
     why: 'the file name inside a Kubernetes secret volume, in examples of FileSource',
   },
+  ...['index.js', 'index.mjs'].map((ref) => ({
+    ref,
+    file: 'scripts/build-packages.mjs',
+    why: 'the file names of the package builds that script writes (into dist/)',
+  })),
+  {
+    ref: 'index.js',
+    file: 'lib/constructs/converge-function.ts',
+    why: 'the file name of a prebuilt function bundle inside the installed @converge/cdk package',
+  },
+  {
+    ref: 'app.js',
+    file: 'test/support/offline-project.ts',
+    why: 'a program in the TSDoc example, written into a temporary project',
+  },
   {
     ref: 'cli/answer.ts',
     file: 'test/e2e/cli-bin.test.ts',
@@ -194,8 +209,7 @@ export function checkFile(file: string, text: string, repo: RepositoryView): Cit
 function ignored(resolved: string, ref: string, file: string, repo: RepositoryView): boolean {
   if (NOT_REPOSITORY_FILES.some((n) => n.ref === ref && (n.file === undefined || n.file === file)))
     return true;
-  const first = resolved.split('/')[0];
-  if (GENERATED_DIRECTORIES.has(first)) return true;
+  if (resolved.split('/').some((segment) => GENERATED_DIRECTORIES.has(segment))) return true;
   const written = ref.replace(/^(?:\.\/)+/, '').split('/');
   // `aws-cdk-lib/...`, `pg/lib/client.js`: a path into an npm package, unless it is also a directory here.
   return (
