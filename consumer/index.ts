@@ -3,7 +3,7 @@
  * non-event (no restart, no failed query) and each process reports which generation it uses.
  *
  * @example
- * import { GenerationReporter, RotatingPgPool, SecretsManagerSource } from './consumer';
+ * import { GenerationReporter, RotatingPgPool, SecretsManagerSource } from '@converge/consumer';
  *
  * const pool = new RotatingPgPool({
  *   source: new SecretsManagerSource({ secretId: 'prod/orders-db', includePending: true }),
