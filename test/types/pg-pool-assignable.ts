@@ -7,7 +7,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { Kysely, PostgresDialect } from 'kysely';
 import type { Pool, PoolClient } from 'pg';
-import { FileSource, RotatingPgPool, type SecretVersion } from '../../consumer';
+import { FileSource, RotatingPgPool, type SecretVersion } from '../../consumer/index';
 
 interface Database {
   items: { id: number; note: string };
