@@ -26,7 +26,6 @@
  *
  * Errors never contain a password: connect failures are typed by {@link classifyConnectError}.
  */
-import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
@@ -42,6 +41,7 @@ import {
   type QueryConfigValues,
   type QueryResult,
   type QueryResultRow,
+  type Submittable,
 } from 'pg';
 import { formatApplicationName } from '../lambda/shared/application-name';
 import {
@@ -59,8 +59,17 @@ import {
   type ConnectionOptions,
   type ConnectionTarget,
 } from '../lambda/shared/pg-connection';
-import { CredentialAdoption, type CredentialValidator, type PendingRejectedInfo, type PendingRetryOptions } from './credential-adoption';
-import { refreshingSnapshot, type RefreshingSecret, type RefreshOptions } from './refreshing-secret';
+import {
+  CredentialAdoption,
+  type CredentialValidator,
+  type PendingRejectedInfo,
+  type PendingRetryOptions,
+} from './credential-adoption';
+import {
+  refreshingSnapshot,
+  type RefreshingSecret,
+  type RefreshOptions,
+} from './refreshing-secret';
 import type { SecretSnapshot, SecretSource, SecretVersion } from './secret-source';
 
 /** pg options the facade leaves to you; connection identity, TLS and sizing are set by the facade. */
@@ -257,6 +266,25 @@ type QueryCallback<T> = (err: Error | undefined, result: T) => void;
  * A drop-in for `pg.Pool` whose credential follows Secrets Manager (or a rendered file) through
  * rotations: no restart, no failed query, and evidence of which generation it uses.
  *
+ * It is a subclass of `pg.Pool`, so `pool instanceof pg.Pool` holds (also in a minified bundle,
+ * where the class is renamed) and it type-checks wherever a `pg.Pool` is expected: Kysely's
+ * `PostgresDialect`, Drizzle's `drizzle()` (which hands a transaction one checked-out client only
+ * when it recognises a pool) and Prisma's `PrismaPg` (which otherwise opens a private pool of its
+ * own). Every public member of `pg.Pool` is served by the rotating implementation; the base
+ * class only holds the description in `options` and never opens a connection.
+ *
+ * - `options`: what the pool is sized and configured with (`max`, `idleTimeoutMillis`,
+ *   `maxLifetimeSeconds`, `connectionTimeoutMillis`, `pgOptions`) and, once a credential is loaded,
+ *   the `host`, `port`, `database` and `user` new connections use. It never holds a password, so
+ *   `new pg.Pool(pool.options)` cannot log in.
+ * - `error`: emitted, as by `pg.Pool`, when an idle client fails (for example its backend was
+ *   terminated, SQLSTATE 57P01); the client is already closed and out of the pool. Without an
+ *   `error` listener that is an uncaught exception, exactly as with `pg.Pool`. Connections the pool
+ *   closes itself (at `end()`, after a username change, idle timeout, `maxLifetimeSeconds`) emit
+ *   nothing, whatever the server says while they close.
+ * - `pool.query(submittable)` (a cursor or stream) is refused with {@link ConvergeError}: check out
+ *   a client with {@link connect} for those.
+ *
  * @example
  * import { RotatingPgPool, SecretsManagerSource } from 'converge/consumer';
  *
@@ -269,12 +297,28 @@ type QueryCallback<T> = (err: Error | undefined, result: T) => void;
  * await pool.ready(); // fail fast at startup if no credential can be loaded
  * const { rows } = await pool.query('SELECT id FROM orders WHERE customer = $1', [customerId]);
  */
-export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
+export class RotatingPgPool extends Pool {
   /** The secret cache (exposed for `refreshNow()` and its events). */
   public readonly secret: RefreshingSecret<SecretSnapshot>;
   /** The adoption rule (exposed for its events). */
   public readonly credentials: CredentialAdoption;
   public readonly secretName: string;
+
+  // The members below are accessors over the rotating state, defined on the prototype by the
+  // static block at the end of the class (TypeScript does not let an accessor override what
+  // @types/pg declares as a property).
+  /** Open connections (idle, checked out or connecting), over all inner pools. */
+  declare public readonly totalCount: number;
+  /** Idle connections, over all inner pools. */
+  declare public readonly idleCount: number;
+  /** Requests waiting for a client. */
+  declare public readonly waitingCount: number;
+  /** Connections past `maxLifetimeSeconds`, closed when next released or idle. */
+  declare public readonly expiredCount: number;
+  /** `end()` was called. */
+  declare public readonly ending: boolean;
+  /** `end()` has completed: every connection is closed. */
+  declare public readonly ended: boolean;
 
   private readonly connectionOptions: ConnectionOptions;
   private readonly max: number;
@@ -306,16 +350,41 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private failureCount = 0;
 
   public constructor(options: RotatingPgPoolOptions) {
-    super();
-    this.max = integer('max', options.max ?? 10, 1);
-    this.idleTimeoutMillis = integer('idleTimeoutMillis', options.idleTimeoutMillis ?? 10_000, 0);
-    this.maxLifetimeSeconds = integer('maxLifetimeSeconds', options.maxLifetimeSeconds ?? 0, 0);
-    this.acquireTimeoutMillis = integer('acquireTimeoutMillis', options.acquireTimeoutMillis ?? 0, 0);
+    const max = integer('max', options.max ?? 10, 1);
+    const idleTimeoutMillis = integer('idleTimeoutMillis', options.idleTimeoutMillis ?? 10_000, 0);
+    const maxLifetimeSeconds = integer('maxLifetimeSeconds', options.maxLifetimeSeconds ?? 0, 0);
+    const pgOptions = options.pgOptions ?? {};
+    // pg-pool's constructor copies this into `options` (filling in its own defaults) and assigns
+    // `ending`/`ended`, which the static block's setters ignore. It opens nothing.
+    super({
+      ...pgOptions,
+      max,
+      idleTimeoutMillis,
+      maxLifetimeSeconds,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      statement_timeout: options.statementTimeoutMs ?? 10_000,
+    });
+    // The base's client class would log in with `options`, which has no password: every
+    // connection comes from an inner pool instead. Without `Client`, a library that opens a side
+    // connection from a pool's `Client` (Kysely's query cancellation) uses a pooled one.
+    delete (this as { Client?: unknown }).Client;
+    this.max = max;
+    this.idleTimeoutMillis = idleTimeoutMillis;
+    this.maxLifetimeSeconds = maxLifetimeSeconds;
+    this.acquireTimeoutMillis = integer(
+      'acquireTimeoutMillis',
+      options.acquireTimeoutMillis ?? 0,
+      0,
+    );
     this.maxAuthRetries = integer('maxAuthRetries', options.maxAuthRetries ?? 1, 0);
-    this.authFailureBackoffMs = integer('authFailureBackoffMs', options.authFailureBackoffMs ?? DEFAULT_AUTH_FAILURE_BACKOFF_MS, 0);
+    this.authFailureBackoffMs = integer(
+      'authFailureBackoffMs',
+      options.authFailureBackoffMs ?? DEFAULT_AUTH_FAILURE_BACKOFF_MS,
+      0,
+    );
     this.clock = options.refresh?.clock ?? (() => performance.now());
     this.permits = this.max;
-    this.pgOptions = options.pgOptions ?? {};
+    this.pgOptions = pgOptions;
     if (options.consumer !== undefined) this.attributeTo(options.consumer);
     this.connectionOptions = {
       caBundlePath: options.caBundlePath,
@@ -333,10 +402,59 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     });
     this.secret.on('reloadFailure', (error) => {
       this.failureCount++;
-      this.emit('reloadFailure', error);
+      this.fire('reloadFailure', error);
     });
-    this.credentials.on('pendingRejected', (candidate, error, info) => this.emit('pendingRejected', candidate, error, info));
+    this.credentials.on('pendingRejected', (candidate, error, info) =>
+      this.fire('pendingRejected', candidate, error, info),
+    );
     this.credentials.on('adopt', (next, previous) => this.adopt(next, previous));
+  }
+
+  /**
+   * Subscribes to an event: those of `pg.Pool` (`connect`, `acquire`, `release`, `remove`,
+   * `error`) and the rotation events of {@link RotatingPgPoolEvents}, typed.
+   *
+   * @example
+   * pool.on('error', (err, client) => log.warn({ err }, 'idle client failed'));
+   * pool.on('credentialChange', (next) => log.info({ generation: next.generation }, 'new credential'));
+   */
+  public override on<K extends keyof RotatingPgPoolEvents>(
+    event: K,
+    listener: (...args: RotatingPgPoolEvents[K]) => void,
+  ): this;
+  public override on(event: string | symbol, listener: (...args: never[]) => void): this;
+  public override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.on(event as 'error', listener as never);
+  }
+
+  /**
+   * Subscribes to the next occurrence of an event (typed as {@link on}).
+   *
+   * @example
+   * pool.once('credentialChange', (next) => log.info({ generation: next.generation }, 'first credential'));
+   */
+  public override once<K extends keyof RotatingPgPoolEvents>(
+    event: K,
+    listener: (...args: RotatingPgPoolEvents[K]) => void,
+  ): this;
+  public override once(event: string | symbol, listener: (...args: never[]) => void): this;
+  public override once(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.once(event, listener as never);
+  }
+
+  /**
+   * Removes a listener added with {@link on} or {@link once}.
+   *
+   * @example
+   * pool.off('error', onError);
+   */
+  public override off<K extends keyof RotatingPgPoolEvents>(
+    event: K,
+    listener: (...args: RotatingPgPoolEvents[K]) => void,
+  ): this;
+  public override off(event: string | symbol, listener: (...args: never[]) => void): this;
+  public override off(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.off(event, listener as never);
   }
 
   /**
@@ -378,10 +496,20 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    *   client.release();
    * }
    */
-  public connect(): Promise<PoolClient>;
-  public connect(callback: (err: Error | undefined, client: PoolClient | undefined, done: (release?: Error | boolean) => void) => void): void;
-  public connect(
-    callback?: (err: Error | undefined, client: PoolClient | undefined, done: (release?: Error | boolean) => void) => void,
+  public override connect(): Promise<PoolClient>;
+  public override connect(
+    callback: (
+      err: Error | undefined,
+      client: PoolClient | undefined,
+      done: (release?: Error | boolean) => void,
+    ) => void,
+  ): void;
+  public override connect(
+    callback?: (
+      err: Error | undefined,
+      client: PoolClient | undefined,
+      done: (release?: Error | boolean) => void,
+    ) => void,
   ): Promise<PoolClient> | void {
     const acquired = this.acquire();
     if (!callback) return acquired;
@@ -393,29 +521,38 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
 
   /**
    * Runs one statement on a pooled client (as `pg.Pool#query`). For cursors and streams, check out
-   * a client with {@link connect}.
+   * a client with {@link connect}: a submittable passed here is refused.
+   *
+   * @throws {@link ConvergeError} (synchronously) for a submittable (cursor, stream)
    *
    * @example
    * const { rows } = await pool.query<{ id: number }>('SELECT id FROM items WHERE note = $1', ['x']);
    */
-  public query<R extends unknown[] = unknown[], I = unknown[]>(
+  public override query<T extends Submittable>(queryStream: T): T;
+  public override query<R extends unknown[] = unknown[], I = unknown[]>(
     queryConfig: QueryArrayConfig<I>,
     values?: QueryConfigValues<I>,
   ): Promise<QueryArrayResult<R>>;
-  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+  public override query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
     queryTextOrConfig: string | QueryConfig<I>,
     values?: QueryConfigValues<I>,
   ): Promise<QueryResult<R>>;
-  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+  public override query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
     queryTextOrConfig: string | QueryConfig<I>,
     callback: QueryCallback<QueryResult<R>>,
   ): void;
-  public query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
+  public override query<R extends QueryResultRow = QueryResultRow, I = unknown[]>(
     queryText: string,
     values: QueryConfigValues<I>,
     callback: QueryCallback<QueryResult<R>>,
   ): void;
-  public query(text: unknown, values?: unknown, callback?: unknown): Promise<unknown> | void {
+  public override query(text: unknown, values?: unknown, callback?: unknown): unknown {
+    if (typeof (text as Partial<Submittable> | null)?.submit === 'function') {
+      throw new ConvergeError(
+        'pool.query() does not take a submittable (a cursor or stream): check out a client with pool.connect(), ' +
+          'run client.query(submittable) on it and release the client when it is done',
+      );
+    }
     if (typeof values === 'function') {
       callback = values;
       values = undefined;
@@ -427,6 +564,7 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
       (r) => cb(undefined, r),
       (err: Error) => cb(err, undefined),
     );
+    return undefined;
   }
 
   /**
@@ -436,9 +574,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    * @example
    * process.on('SIGTERM', () => void pool.end());
    */
-  public end(): Promise<void>;
-  public end(callback: () => void): void;
-  public end(callback?: () => void): Promise<void> | void {
+  public override end(): Promise<void>;
+  public override end(callback: () => void): void;
+  public override end(callback?: () => void): Promise<void> | void {
     const ended = this.endAll();
     if (!callback) return ended;
     ended.then(callback, callback);
@@ -484,7 +622,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    */
   public attributeTo(consumer: string): void {
     if (typeof consumer !== 'string' || consumer.length === 0) {
-      throw new ConvergeError(`the consumer name must be a non-empty string, got ${JSON.stringify(consumer)}`);
+      throw new ConvergeError(
+        `the consumer name must be a non-empty string, got ${JSON.stringify(consumer)}`,
+      );
     }
     this.consumerName ??= consumer;
   }
@@ -499,7 +639,12 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    */
   public applicationNameFor(generation: number): string | undefined {
     if (this.consumerName === undefined) return this.connectionOptions.applicationName;
-    return formatApplicationName({ consumer: this.consumerName, generation, host: hostname(), pid: process.pid });
+    return formatApplicationName({
+      consumer: this.consumerName,
+      generation,
+      host: hostname(),
+      pid: process.pid,
+    });
   }
 
   /** Failed reloads of the secret since the pool was created (the `ReloadFailures` metric counts the increase). */
@@ -545,35 +690,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     return out;
   }
 
-  /** Open connections (idle, checked out or connecting), over all inner pools. */
-  public get totalCount(): number {
-    return this.pools().reduce((n, p) => n + p.pool.totalCount, 0);
-  }
-
-  public get idleCount(): number {
-    return this.pools().reduce((n, p) => n + p.pool.idleCount, 0);
-  }
-
-  /** Requests waiting for a client. */
-  public get waitingCount(): number {
-    return this.waiters.length + this.pools().reduce((n, p) => n + p.pool.waitingCount, 0);
-  }
-
-  public get expiredCount(): number {
-    return this.pools().reduce((n, p) => n + p.pool.expiredCount, 0);
-  }
-
   /** Inner pools still draining after a username change. */
   public get retiringCount(): number {
     return this.retiring.size;
-  }
-
-  public get ending(): boolean {
-    return this.endCalled;
-  }
-
-  public get ended(): boolean {
-    return this.endedAll;
   }
 
   private pools(): InnerPool[] {
@@ -596,7 +715,10 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     const innerRelease = client.release;
     let released = false;
     client.release = (err?: Error | boolean) => {
-      if (released) throw new ConvergeError('Release called on client which has already been released to the pool.');
+      if (released)
+        throw new ConvergeError(
+          'Release called on client which has already been released to the pool.',
+        );
       released = true;
       try {
         innerRelease.call(client, err);
@@ -612,7 +734,10 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
       if (this.endCalled) throw new PoolEndedError();
       // The credential was just rejected and a refresh is looking for another: wait for its answer
       // rather than log in with the rejected one (the refresh is bounded by fetchTimeoutMs).
-      if (this.authRefresh && this.rejection?.credential.versionId === this.active!.credential.versionId) {
+      if (
+        this.authRefresh &&
+        this.rejection?.credential.versionId === this.active!.credential.versionId
+      ) {
         await this.authRefresh;
         if (this.endCalled) throw new PoolEndedError();
       }
@@ -630,14 +755,23 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
         this.noteRejection(inner, used, typed);
         if (attempt >= this.maxAuthRetries) throw this.rejected(used, inner.target, typed, '');
         if (!(await this.newerCredentialThan(inner, used))) {
-          throw this.rejected(used, inner.target, typed, '; a refresh of the secret brought no other credential');
+          throw this.rejected(
+            used,
+            inner.target,
+            typed,
+            '; a refresh of the secret brought no other credential',
+          );
         }
       }
     }
   }
 
   /** Starts (or restarts) the fail-fast period of a credential PostgreSQL just rejected. */
-  private noteRejection(inner: InnerPool, used: SecretVersion, error: AuthenticationFailedError): void {
+  private noteRejection(
+    inner: InnerPool,
+    used: SecretVersion,
+    error: AuthenticationFailedError,
+  ): void {
     const now = this.clock();
     this.rejection = {
       credential: used,
@@ -655,7 +789,12 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    */
   private failFast(inner: InnerPool): CredentialRejectedError | undefined {
     const r = this.rejection;
-    if (!r || this.authFailureBackoffMs === 0 || r.credential.versionId !== inner.credential.versionId) return undefined;
+    if (
+      !r ||
+      this.authFailureBackoffMs === 0 ||
+      r.credential.versionId !== inner.credential.versionId
+    )
+      return undefined;
     const now = this.clock();
     if (now >= r.until || inner.pool.idleCount > 0) return undefined;
     const c = r.credential;
@@ -697,26 +836,41 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
    * secret itself cannot turn connect attempts into a stream of Secrets Manager calls.
    */
   private async newerCredentialThan(inner: InnerPool, used: SecretVersion): Promise<boolean> {
-    const changed = () => this.active !== inner || this.active.credential.versionId !== used.versionId;
+    const changed = () =>
+      this.active !== inner || this.active.credential.versionId !== used.versionId;
     if (changed()) return true;
-    if (!this.authRefresh && performance.now() - this.lastAuthRefreshAt < AUTH_REFRESH_MIN_INTERVAL_MS) return false;
+    if (
+      !this.authRefresh &&
+      performance.now() - this.lastAuthRefreshAt < AUTH_REFRESH_MIN_INTERVAL_MS
+    )
+      return false;
     // A pending version rejected moments ago keeps its back-off: a failing current credential must
     // not turn into a stream of failed logins with the pending one too.
-    this.authRefresh ??= this.credentials.refreshNow({ retryRejectedPending: false }).then(
-      () => undefined,
-      // Counted and emitted as a reload failure; the retry uses whatever is adopted.
-      () => undefined,
-    ).finally(() => {
-      this.lastAuthRefreshAt = performance.now();
-      this.authRefresh = undefined;
-      // The fail-fast period runs at least authFailureBackoffMs past the refresh's answer.
-      if (this.rejection) this.rejection.until = Math.max(this.rejection.until, this.clock() + this.authFailureBackoffMs);
-    });
+    this.authRefresh ??= this.credentials
+      .refreshNow({ retryRejectedPending: false })
+      .then(
+        () => undefined,
+        // Counted and emitted as a reload failure; the retry uses whatever is adopted.
+        () => undefined,
+      )
+      .finally(() => {
+        this.lastAuthRefreshAt = performance.now();
+        this.authRefresh = undefined;
+        // The fail-fast period runs at least authFailureBackoffMs past the refresh's answer.
+        if (this.rejection)
+          this.rejection.until = Math.max(
+            this.rejection.until,
+            this.clock() + this.authFailureBackoffMs,
+          );
+      });
     await this.authRefresh;
     return changed();
   }
 
-  private async runQuery(text: string | QueryConfig, values: unknown[] | undefined): Promise<QueryResult> {
+  private async runQuery(
+    text: string | QueryConfig,
+    values: unknown[] | undefined,
+  ): Promise<QueryResult> {
     const client = await this.acquire();
     let result: QueryResult;
     try {
@@ -762,7 +916,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private adopt(next: SecretVersion, previous: SecretVersion | undefined): void {
     if (this.endCalled) return;
     // New connections use another credential: nothing to fail fast for.
-    if (this.rejection && this.rejection.credential.versionId !== next.versionId) this.rejection = undefined;
+    if (this.rejection && this.rejection.credential.versionId !== next.versionId)
+      this.rejection = undefined;
     const key = identityKey(next);
     const prepared = this.prepared;
     this.prepared = undefined;
@@ -775,12 +930,23 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
       if (old) this.retire(old);
     }
     if (prepared && prepared !== this.active) void this.endInner(prepared);
-    this.emit('credentialChange', next, previous);
+    // `options` describes the pool as pg.Pool's does: where new connections go, as whom (no password).
+    Object.assign(this.options, {
+      host: next.host,
+      port: next.port,
+      database: next.dbname,
+      user: next.username,
+    });
+    this.fire('credentialChange', next, previous);
   }
 
   private createInner(credential: SecretVersion, key: string): InnerPool {
     const target = targetOf(credential);
-    const base = pgConfig(target, { username: credential.username, password: '' }, this.connectionOptions);
+    const base = pgConfig(
+      target,
+      { username: credential.username, password: '' },
+      this.connectionOptions,
+    );
     const inner: InnerPool = {
       key,
       target,
@@ -793,14 +959,32 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     // password-only rotation needs no new pool), and the application_name is made from that same
     // credential's generation, so pg_stat_activity names the generation the connection logged in with.
     const openings = new WeakMap<object, Opening>();
+    // Clients whose end() was called (pg-pool closing them, or a failure being handled), and those
+    // that failed only after it: see the 'error' listener below.
+    const closing = new WeakSet<object>();
+    const failedWhileClosing = new WeakSet<object>();
     const nameFor = (generation: number) => this.applicationNameFor(generation);
-    const Base = (this.pgOptions.Client ?? Client) as unknown as new (config: ClientConfig) => Client;
+    const Base = (this.pgOptions.Client ?? Client) as unknown as new (
+      config: ClientConfig,
+    ) => Client;
     class AttributedClient extends Base {
       public constructor(config: ClientConfig) {
         const used = inner.credential;
         const applicationName = nameFor(used.generation) ?? base.application_name ?? '';
         super({ ...config, password: () => used.password, application_name: applicationName });
         openings.set(this, { credential: used, applicationName });
+      }
+
+      public override end(): Promise<void>;
+      public override end(callback: (err: Error) => void): void;
+      public override end(callback?: (err: Error) => void): Promise<void> | void {
+        closing.add(this);
+        return callback ? super.end(callback) : super.end();
+      }
+
+      public override emit(event: string | symbol, ...args: unknown[]): boolean {
+        if (event === 'error' && closing.has(this)) failedWhileClosing.add(this);
+        return super.emit(event, ...args);
       }
     }
     const pool = new Pool({
@@ -814,7 +998,8 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     (inner as { pool: Pool }).pool = pool;
     pool.on('connect', (client) => {
       // A login with the rejected credential worked after all (fixed in the database): stop failing fast.
-      if (this.rejection?.credential.versionId === inner.credential.versionId) this.rejection = undefined;
+      if (this.rejection?.credential.versionId === inner.credential.versionId)
+        this.rejection = undefined;
       const opening = openings.get(client);
       inner.connections.set(client, {
         username: credential.username,
@@ -822,22 +1007,25 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
         applicationName: opening?.applicationName ?? base.application_name ?? '',
         openedAt: performance.now(),
       });
-      this.emit('connect', client);
+      this.fire('connect', client);
     });
-    pool.on('acquire', (client) => this.emit('acquire', client));
-    pool.on('release', (err: Error | undefined, client) => this.emit('release', err, client));
+    pool.on('acquire', (client) => this.fire('acquire', client));
+    pool.on('release', (err: Error | undefined, client) => this.fire('release', err, client));
     pool.on('remove', (client) => {
       this.forget(inner, client);
-      this.emit('remove', client);
+      this.fire('remove', client);
     });
     pool.on('error', (err, client) => {
       this.forget(inner, client);
-      // pg-pool keeps its error listener on a client it is closing, and its end() resolves before
-      // the close completes: a server shutting down then reports "terminating connection" for a
-      // connection nobody uses any more. That is no news (and must not crash a process that has
-      // ended its pool). `_ending` is the flag pg-pool itself reads.
-      if (this.endCalled || (client as unknown as { _ending?: boolean })._ending) return;
-      this.emit('error', err, client);
+      // pg-pool reports an idle client's failure after it has already called end() on it (its
+      // idle listener removes the client first), so "is it ending" cannot tell the two cases apart;
+      // what can is whether end() came before the failure. A failure after it is a connection the
+      // pool was closing anyway (end(), retirement, idle timeout, max lifetime): pg-pool keeps its
+      // listener on it and its end() resolves before the close completes, so a server shutting down
+      // reports "terminating connection" for a connection nobody uses any more. That is no news,
+      // and must not crash a process that has ended its pool.
+      if (this.endCalled || failedWhileClosing.has(client)) return;
+      this.fire('error', err, client);
     });
     return inner;
   }
@@ -892,7 +1080,9 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     this.secret.close();
     const prepared = this.prepared;
     this.prepared = undefined;
-    await Promise.all([...this.pools(), ...(prepared ? [prepared] : [])].map((inner) => this.endInner(inner)));
+    await Promise.all(
+      [...this.pools(), ...(prepared ? [prepared] : [])].map((inner) => this.endInner(inner)),
+    );
     this.retiring.clear();
     this.endedAll = true;
   }
@@ -905,8 +1095,13 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
   private async validate(candidate: SecretVersion): Promise<void> {
     const key = identityKey(candidate);
     if (this.endCalled || this.active?.key === key) {
-      const options = { ...this.connectionOptions, applicationName: this.applicationNameFor(candidate.generation) };
-      await withClient(targetOf(candidate), candidate, options, (client) => client.query('SELECT 1'));
+      const options = {
+        ...this.connectionOptions,
+        applicationName: this.applicationNameFor(candidate.generation),
+      };
+      await withClient(targetOf(candidate), candidate, options, (client) =>
+        client.query('SELECT 1'),
+      );
       return;
     }
     const inner = this.createInner(candidate, key);
@@ -927,6 +1122,52 @@ export class RotatingPgPool extends EventEmitter<RotatingPgPoolEvents> {
     const superseded = this.prepared;
     this.prepared = inner;
     if (superseded) void this.endInner(superseded);
+  }
+
+  /** `emit`, typed by {@link RotatingPgPoolEvents}. */
+  private fire<K extends keyof RotatingPgPoolEvents>(
+    event: K,
+    ...args: RotatingPgPoolEvents[K]
+  ): boolean {
+    return this.emit(event, ...args);
+  }
+
+  static {
+    const ignore = () => undefined;
+    const accessor = (
+      get: (pool: RotatingPgPool) => number | boolean,
+      set?: () => void,
+    ): PropertyDescriptor => ({
+      get(this: RotatingPgPool) {
+        return get(this);
+      },
+      set,
+      configurable: true,
+    });
+    Object.defineProperties(RotatingPgPool.prototype, {
+      totalCount: accessor((p) => p.pools().reduce((n, inner) => n + inner.pool.totalCount, 0)),
+      idleCount: accessor((p) => p.pools().reduce((n, inner) => n + inner.pool.idleCount, 0)),
+      waitingCount: accessor(
+        (p) => p.waiters.length + p.pools().reduce((n, inner) => n + inner.pool.waitingCount, 0),
+      ),
+      expiredCount: accessor((p) => p.pools().reduce((n, inner) => n + inner.pool.expiredCount, 0)),
+      // pg-pool's constructor assigns `ending = false` and `ended = false`: the state is this
+      // pool's own, so those writes are ignored (a setter-less accessor would throw in strict mode).
+      ending: accessor((p) => p.endCalled, ignore),
+      ended: accessor((p) => p.endedAll, ignore),
+      // The one method of pg-pool that opens a connection (with the base's `options`, which hold no
+      // password). Nothing calls it, since connect() and query() are overridden; a base method
+      // reached some other way fails here instead of logging in.
+      newClient: {
+        value() {
+          throw new ConvergeError(
+            'RotatingPgPool opens connections only through its inner pools (connect() and query())',
+          );
+        },
+        configurable: true,
+        writable: true,
+      },
+    });
   }
 }
 
