@@ -154,7 +154,7 @@ const pool = new RotatingPgPool({
 });
 pool.query('SELECT current_user AS "user", 1 + 1 AS two').then(
   async ({ rows }) => {
-    console.log(JSON.stringify({ ...rows[0], generation: pool.loadedGeneration }));
+    console.log(JSON.stringify({ ...rows[0], generation: pool.loadedGeneration, isPgPool: pool instanceof pg.Pool }));
     await pool.end();
   },
   (err) => {
@@ -165,22 +165,26 @@ pool.query('SELECT current_user AS "user", 1 + 1 AS two').then(
 `;
     writeFileSync(
       join(app, 'query.cjs'),
-      body("const { FileSource, RotatingPgPool } = require('@converge/consumer');"),
+      body(
+        "const pg = require('pg');\nconst { FileSource, RotatingPgPool } = require('@converge/consumer');",
+      ),
     );
     writeFileSync(
       join(app, 'query.mjs'),
-      body("import { FileSource, RotatingPgPool } from '@converge/consumer';"),
+      body(
+        "import pg from 'pg';\nimport { FileSource, RotatingPgPool } from '@converge/consumer';",
+      ),
     );
   }, 60_000);
 
   test.each(['query.cjs', 'query.mjs'])(
-    '%s: a RotatingPgPool logs in with the secret and runs a query',
+    "%s: a RotatingPgPool, a pg.Pool of the application's own pg, logs in with the secret and runs a query",
     (script) => {
       // WHEN
       const out = JSON.parse(node([script, secretFile]));
 
       // THEN
-      expect(out).toEqual({ user: appUser, two: 2, generation: 1 });
+      expect(out).toEqual({ user: appUser, two: 2, generation: 1, isPgPool: true });
     },
   );
 
