@@ -163,7 +163,7 @@ export function startConsumer(c: DrillConsumer, env: ConsumerEnvironment): Consu
   }
 
   function newPool(s: SecretSource): RotatingPgPool {
-    return new RotatingPgPool({
+    const p = new RotatingPgPool({
       source: s,
       // Scheduled and restart-only consumers never refresh in place: they move on their next run.
       refresh: {
@@ -175,6 +175,11 @@ export function startConsumer(c: DrillConsumer, env: ConsumerEnvironment): Consu
       maxLifetimeSeconds: 30,
       consumer: c.name,
     });
+    // An idle connection the server ends (an emergency rotation terminates the revoked user's
+    // sessions) is no failed query. Like pg.Pool, the pool reports it as `error`, which would crash
+    // the drill without a listener; the next query opens a new connection.
+    p.on('error', () => undefined);
+    return p;
   }
 
   function newReporter(p: RotatingPgPool): GenerationReporter {
