@@ -6,23 +6,13 @@
  * broken until the next rotation. Now the guard holds an advisory lock through its window, and a
  * re-drive with nothing waiting (which `converge abort` runs) gives LOGIN back when no guard holds it.
  */
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
-import { installCloudWatchModel } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { withAdmin } from '../../cli/local/postgres';
 import { asSuperuser } from '../support/database';
-import { canLogin, cli, leakCheckedHarnesses, logIn } from '../support/probes';
+import { canLogin, cli, cliModels, leakCheckedHarnesses, logIn } from '../support/probes';
 import { AWSPREVIOUS, type RotationHarness } from '../support/rotation-harness';
 
-const cwStub = installCloudWatchModel(new CloudWatchModel());
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { lambda } = cliModels();
 const file = leakCheckedHarnesses();
-
-afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
-});
 
 /** One rotation done (AWSPREVIOUS is the original user), the next one started (createSecret). */
 async function secondRotationStarted(

@@ -8,9 +8,6 @@ import { hostname } from 'node:os';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { BlastRadiusReport } from '../../cli/commands/blast-radius';
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
-import { installCloudWatchModel } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { RotatingPgPool, SecretsManagerSource } from '../../consumer/index';
 import { formatApplicationName, parseApplicationName } from '../../lambda/shared/application-name';
 import {
@@ -21,19 +18,12 @@ import {
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
 import { asSuperuser } from '../support/database';
-import { cli, connectAs, leakCheckedHarnesses } from '../support/probes';
+import { cli, cliModels, connectAs, leakCheckedHarnesses } from '../support/probes';
 import type { RotationHarness } from '../support/rotation-harness';
 
-const cwStub = installCloudWatchModel(new CloudWatchModel());
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { lambda } = cliModels();
 const cw = new CloudWatchClient({});
 const file = leakCheckedHarnesses();
-
-afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
-});
 
 const REGISTRY = [
   { name: 'orders-api', mode: 'live', maxStalenessSeconds: 300 },

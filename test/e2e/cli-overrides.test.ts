@@ -5,26 +5,20 @@
  */
 import { InvokeCommand } from '@aws-sdk/client-lambda';
 import { RotateSecretCommand, UntagResourceCommand } from '@aws-sdk/client-secrets-manager';
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
-import { installCloudWatchModel, wireSecretsManager } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
+import { wireSecretsManager } from '../../cli/local/install';
 import { TAG_EMERGENCY, TAG_FORCE_FINISH } from '../../lambda/rotation/overrides';
 import { expectNoSecretsInOutput } from '../support/captured-output';
-import { cli } from '../support/probes';
+import { cli, cliModels } from '../support/probes';
 import {
   AWSPENDING,
   createRotationHarness,
   type RotationHarness,
 } from '../support/rotation-harness';
 
-const cwStub = installCloudWatchModel(new CloudWatchModel());
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { lambda, lambdaStub } = cliModels();
 const harnesses: RotationHarness[] = [];
 
 afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
   expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()));
 });
 
@@ -180,14 +174,12 @@ describe('CLI: overrides are bound to one rotation and cleaned up', () => {
   it('finish --force that cannot remove its tag after a failure says so, and how to remove it (the tag would force the waiting rotation later)', async () => {
     // Prepare
     const { h } = await held('ovfut', async () => 'held');
-    h.sm
-      .on(UntagResourceCommand)
-      .rejects(
-        Object.assign(new Error('Rate exceeded'), {
-          name: 'ThrottlingException',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      );
+    h.sm.on(UntagResourceCommand).rejects(
+      Object.assign(new Error('Rate exceeded'), {
+        name: 'ThrottlingException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     try {
       // Act
       const r = await cli('finish', h.secretArn, '--force');

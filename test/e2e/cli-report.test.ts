@@ -8,10 +8,7 @@ import { join, resolve } from 'node:path';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { ReportResult } from '../../cli/commands/report';
 import type { StatusReport } from '../../cli/commands/status';
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
 import { startLocalEndpoint } from '../../cli/local/endpoint';
-import { installCloudWatchModel } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { ConvergencePendingError } from '../../lambda/shared/errors';
 import {
   LOADED_GENERATION,
@@ -19,25 +16,20 @@ import {
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
 import { parseGenerationReport } from '../../lambda/shared/report-document';
-import { cli } from '../support/probes';
+import { cli, cliModels } from '../support/probes';
 import {
   createRotationHarness,
   localSecretsManager,
   type RotationHarness,
 } from '../support/rotation-harness';
 
-const cwModel = new CloudWatchModel();
-const cwStub = installCloudWatchModel(cwModel);
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { cwModel, lambda } = cliModels();
 const harnesses: RotationHarness[] = [];
 /** Everything the CLI printed in this file: no password may appear in it. */
 const printed: string[] = [];
 const repoRoot = resolve(__dirname, '../..');
 
 afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
   const passwords = harnesses.flatMap((h) => h.passwords());
   expect(passwords.length).toBeGreaterThan(0);
   for (const text of printed) for (const p of passwords) expect(text).not.toContain(p);

@@ -9,20 +9,15 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import type { StatusReport } from '../../cli/commands/status';
 import type { Terminal } from '../../cli/confirm';
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
-import { installCloudWatchModel, wireCloudWatch, wireSecretsManager } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
+import { wireCloudWatch, wireSecretsManager } from '../../cli/local/install';
 import { runCli } from '../../cli/main';
 import { TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_GENERATION_HIGH_WATER } from '../../lambda/rotation';
 import { DIMENSION_CONSUMER, DIMENSION_SECRET, LOADED_GENERATION, secretNameDimension } from '../../lambda/shared/metric-contract';
 import { capturedOutput, expectNoSecretsInOutput } from '../support/captured-output';
-import { cli, connectAs } from '../support/probes';
+import { cli, cliModels, connectAs } from '../support/probes';
 import { AWSPENDING, createRotationHarness, type RotationHarness } from '../support/rotation-harness';
 
-const cwModel = new CloudWatchModel();
-const cwStub = installCloudWatchModel(cwModel);
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { cwModel, cwStub, lambda } = cliModels();
 const cw = new CloudWatchClient({});
 const sm = new SecretsManagerClient({});
 const harnesses: RotationHarness[] = [];
@@ -72,8 +67,6 @@ function pendingVersions(h: RotationHarness): string[] {
 }
 
 afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
   expectNoSecretsInOutput(harnesses.flatMap((h) => h.passwords()));
 });
 

@@ -7,9 +7,6 @@ import { PutMetricDataCommand, CloudWatchClient } from '@aws-sdk/client-cloudwat
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { NOT_RECORDED, readSecretState } from '../../cli/commands/secret-state';
 import type { StatusReport } from '../../cli/commands/status';
-import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
-import { installCloudWatchModel } from '../../cli/local/install';
-import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import {
   readGateRecord,
   readLastFailure,
@@ -25,7 +22,7 @@ import {
   LOADED_GENERATION,
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
-import { cli, cliClients, leakCheckedHarnesses } from '../support/probes';
+import { cli, cliClients, cliModels, leakCheckedHarnesses } from '../support/probes';
 import {
   AWSCURRENT,
   AWSPENDING,
@@ -33,17 +30,9 @@ import {
   type RotationHarness,
 } from '../support/rotation-harness';
 
-const cwModel = new CloudWatchModel();
-const cwStub = installCloudWatchModel(cwModel);
-const lambda = new LambdaModel();
-const lambdaStub = installLambdaModel(lambda);
+const { lambda } = cliModels();
 const cw = new CloudWatchClient({});
 const file = leakCheckedHarnesses();
-
-afterAll(() => {
-  cwStub.restore();
-  lambdaStub.restore();
-});
 
 /** The rotation function's own Secrets Manager client: its calls are told apart from the CLI's. */
 const functionSm = new SecretsManagerClient({});

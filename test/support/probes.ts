@@ -9,6 +9,9 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Client } from 'pg';
 import type { CliClients } from '../../cli/clients';
+import { CloudWatchModel } from '../../cli/local/cloudwatch-model';
+import { installCloudWatchModel } from '../../cli/local/install';
+import { installLambdaModel, LambdaModel } from '../../cli/local/lambda-model';
 import { runCli } from '../../cli/main';
 import { openClient, withClient } from '../../lambda/shared/pg-connection';
 import type { DbSecret } from '../../lambda/shared/secret';
@@ -144,4 +147,24 @@ export async function cli(...argv: string[]): Promise<{ code: number; out: strin
   const err: string[] = [];
   const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/**
+ * The CloudWatch and Lambda models the CLI talks to, installed behind the real SDK clients for
+ * this test file and removed after its last test (the Secrets Manager model comes with each
+ * rotation harness).
+ *
+ * @example
+ * const { cwModel, lambda } = cliModels();
+ */
+export function cliModels() {
+  const cwModel = new CloudWatchModel();
+  const cwStub = installCloudWatchModel(cwModel);
+  const lambda = new LambdaModel();
+  const lambdaStub = installLambdaModel(lambda);
+  afterAll(() => {
+    cwStub.restore();
+    lambdaStub.restore();
+  });
+  return { cwModel, cwStub, lambda, lambdaStub };
 }
