@@ -123,3 +123,20 @@ export async function rolesLike(pattern: string): Promise<string[]> {
     return r.rows.map((x) => `${x.rolname}|${x.rolcanlogin}|${x.rolpassword ?? ''}`);
   });
 }
+
+/**
+ * The comment on a role (`COMMENT ON ROLE`, where converge writes its pair marker), or null.
+ *
+ * @example
+ * expect(await roleComment(h.db.dbname, 'app_clone')).toBe(pairMarker('app'));
+ */
+export async function roleComment(dbname: string, role: string): Promise<string | null> {
+  return asSuperuser(dbname, async (c) => {
+    const r = await c.query<{ d: string | null }>(
+      "SELECT pg_catalog.shobj_description(oid, 'pg_authid') AS d FROM pg_catalog.pg_roles WHERE rolname = $1",
+      [role],
+    );
+    return r.rows[0].d;
+  });
+}
+

@@ -28,7 +28,7 @@ import {
   MasterPrivilegeError,
 } from '../../../lambda/shared/errors';
 import type { DbSecret } from '../../../lambda/shared/secret';
-import { asSuperuser, rolesLike } from '../../support/database';
+import { asSuperuser, roleComment, rolesLike } from '../../support/database';
 import { leakCheckedHarnesses, logIn, serverMajor } from '../../support/probes';
 import { AWSCURRENT, AWSPREVIOUS, type RotationHarness } from '../../support/rotation-harness';
 
@@ -227,19 +227,6 @@ async function authority(h: RotationHarness, roles: string[]) {
   }));
 }
 
-async function comment(h: RotationHarness, role: string): Promise<string | null> {
-  return asSuperuser(
-    h.db.dbname,
-    async (c) =>
-      (
-        await c.query<{ d: string | null }>(
-          "SELECT shobj_description(oid, 'pg_authid') AS d FROM pg_roles WHERE rolname = $1",
-          [role],
-        )
-      ).rows[0].d,
-  );
-}
-
 describe('Migration from the hosted multi-user rotation: converge takes over the <user>_clone the AWS function created', () => {
   const file = leakCheckedHarnesses();
   const errors = file.errors;
@@ -299,8 +286,8 @@ describe('Migration from the hosted multi-user rotation: converge takes over the
       expect(before.memberships.filter((m) => m.member === clone)).toEqual([
         { role: base, member: clone, admin_option: false },
       ]);
-      expect(await comment(h, base)).toBe(`${PAIR_MARKER_PREFIX}"${clone}"`);
-      expect(await comment(h, clone)).toBe(`${PAIR_MARKER_PREFIX}"${base}"`);
+      expect(await roleComment(h.db.dbname, base)).toBe(`${PAIR_MARKER_PREFIX}"${clone}"`);
+      expect(await roleComment(h.db.dbname, clone)).toBe(`${PAIR_MARKER_PREFIX}"${base}"`);
     },
   );
 
@@ -370,7 +357,7 @@ describe('Rollback to the hosted multi-user rotation after converge rotated', ()
     const tags = h.model.describeSecret({ SecretId: h.secretArn }).Tags ?? [];
     expect(tags.every((t) => t.Key?.startsWith('converge:'))).toBe(true);
     expect(tags.map((t) => t.Key)).toContain('converge:generation');
-    expect(await comment(h, base)).toBe(`${PAIR_MARKER_PREFIX}"${clone}"`);
+    expect(await roleComment(h.db.dbname, base)).toBe(`${PAIR_MARKER_PREFIX}"${clone}"`);
     // Act: roll back
     useHosted(h);
     await h.rotate();

@@ -6,22 +6,9 @@
 import { withAdmin } from '../../../cli/local/postgres';
 import { PAIR_MARKER_PREFIX } from '../../../lambda/rotation/roles';
 import { ConfusedDeputyError, MasterPrivilegeError } from '../../../lambda/shared/errors';
-import { asSuperuser, rolesLike } from '../../support/database';
+import { asSuperuser, roleComment, rolesLike } from '../../support/database';
 import { leakCheckedHarnesses, serverMajor } from '../../support/probes';
-import type { RotationHarness, RotationHarnessOptions } from '../../support/rotation-harness';
-
-async function comment(h: RotationHarness, role: string): Promise<string | null> {
-  return asSuperuser(
-    h.db.dbname,
-    async (c) =>
-      (
-        await c.query<{ d: string | null }>(
-          "SELECT shobj_description(oid, 'pg_authid') AS d FROM pg_roles WHERE rolname = $1",
-          [role],
-        )
-      ).rows[0].d,
-  );
-}
+import type { RotationHarnessOptions } from '../../support/rotation-harness';
 
 describe('Pair evidence: an existing alternate role is taken over only when it is provably the pair', () => {
   const file = leakCheckedHarnesses();
@@ -90,7 +77,7 @@ describe('Pair evidence: an existing alternate role is taken over only when it i
     await h.rotate();
     // Assess
     expect(h.current().username).toBe(green);
-    expect(await comment(h, green)).toBe(`${PAIR_MARKER_PREFIX}"${blue}"`);
+    expect(await roleComment(h.db.dbname, green)).toBe(`${PAIR_MARKER_PREFIX}"${blue}"`);
   });
 
   it('marks the alternate user it creates, and on the next rotation takes over the original user on that evidence', async () => {
@@ -98,7 +85,7 @@ describe('Pair evidence: an existing alternate role is taken over only when it i
     const h = await harness('pairmark');
     await h.rotate();
     // Assess: the clone names its pair
-    expect(await comment(h, `${h.db.app.username}_clone`)).toBe(
+    expect(await roleComment(h.db.dbname, `${h.db.app.username}_clone`)).toBe(
       `${PAIR_MARKER_PREFIX}"${h.db.app.username}"`,
     );
     // Act
