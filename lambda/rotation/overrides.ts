@@ -22,13 +22,8 @@ import {
   tagValue,
 } from './override-tag-keys';
 
-export {
-  OVERRIDE_TAGS,
-  TAG_EMERGENCY,
-  TAG_FORCE_FINISH,
-  TAG_GENERATION_HIGH_WATER,
-  tagValue,
-} from './override-tag-keys';
+// The keys live apart so that the CDK constructs load no SDK client; existing importers keep this path.
+export { OVERRIDE_TAGS, TAG_EMERGENCY, TAG_FORCE_FINISH, TAG_GENERATION_HIGH_WATER, tagValue };
 
 export interface Overrides {
   /**
