@@ -33,6 +33,7 @@ import {
   type ConsumerMode,
   type ConsumerRegistration,
 } from '../../lambda/shared/registry';
+import { namespaceProblem } from '../../lambda/shared/report-document';
 import { ConvergeFunction, PROJECT_ROOT } from './converge-function';
 import { ConvergenceMonitoring } from './convergence-monitoring';
 import {
@@ -387,7 +388,7 @@ export class ConvergeRotation extends Construct implements ec2.IConnectable {
     this.secretName = secretNameFor(props.secret, props.secretName);
     const identity = this.checkSecrets(props);
     this.metricNamespace = props.metricNamespace ?? DEFAULT_NAMESPACE;
-    if (!Token.isUnresolved(this.metricNamespace) && !isCustomNamespace(this.metricNamespace)) {
+    if (!Token.isUnresolved(this.metricNamespace) && namespaceProblem(this.metricNamespace) !== undefined) {
       throw new ConfigurationError(
         `metricNamespace must be 1-255 letters, digits, spaces and . - _ / # : and not start with "AWS/", got ${JSON.stringify(this.metricNamespace)}`,
       );
@@ -909,10 +910,6 @@ function registerRotation(rotation: ConvergeRotation, identity: SecretIdentity):
 }
 
 /** A namespace CloudWatch accepts for custom metrics (AWS/ is reserved for AWS services). */
-function isCustomNamespace(namespace: string): boolean {
-  return /^[A-Za-z0-9 ._\/#:-]{1,255}$/.test(namespace) && !namespace.startsWith('AWS/');
-}
-
 /** The secret's ARN for IAM: the full ARN, or the partial one with the six-character suffix wildcard. */
 function arnForPolicies(secret: secretsmanager.ISecret): string {
   return secret.secretFullArn ?? `${secret.secretArn}-??????`;

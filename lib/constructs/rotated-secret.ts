@@ -12,11 +12,10 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
 import { ConfigurationError } from '../../lambda/shared/errors';
 import { secretNameDimension } from '../../lambda/shared/metric-contract';
+import { secretNameProblem } from '../../lambda/shared/report-document';
 
 /** `arn:<partition>:secretsmanager:<region>:<account>:secret:<resource name>`. */
 const SECRET_ARN = /^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(.+)$/;
-/** What Secrets Manager accepts as a secret name (CreateSecret `Name`). */
-const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 
 /**
  * The secret a construct stands for: the `secretsmanager.Secret` itself for an owned secret and
@@ -127,7 +126,7 @@ export function secretNameFor(secret: secretsmanager.ISecret, given: string | un
           `secretName must be the secret's name, not its ARN, got ${JSON.stringify(given)}`,
         );
       }
-      if (!SECRET_NAME.test(given)) {
+      if (secretNameProblem(given) !== undefined) {
         throw new ConfigurationError(
           `secretName must be 1-512 letters, digits and / _ + = . @ - (a Secrets Manager secret name), got ${JSON.stringify(given)}`,
         );
