@@ -120,6 +120,25 @@ describe('npm pack: what each tarball holds', () => {
     expect(required).toContain('pg');
     expect(imported).toContain('pg');
   });
+
+  test('the construct build loads only aws-cdk-lib, constructs and Node built-ins: no pg, no AWS SDK client at synth', () => {
+    // GIVEN
+    const cjs = readFileSync(
+      join(app, 'node_modules', '@converge', 'cdk', 'dist', 'index.js'),
+      'utf8',
+    );
+
+    // WHEN
+    const required = [...cjs.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]);
+
+    // THEN
+    expect(
+      required.filter(
+        (m) => !/^(node:)?(fs|path)$|^aws-cdk-lib(\/[a-z0-9-]+)?$|^constructs$/.test(m),
+      ),
+    ).toEqual([]);
+    expect(required).toContain('aws-cdk-lib/aws-secretsmanager');
+  });
 });
 
 describe('(a) @converge/consumer installed from its tarball', () => {

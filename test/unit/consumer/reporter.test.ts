@@ -245,6 +245,27 @@ describe('Class: PutMetricDataSink', () => {
     });
   });
 
+  it('without the optional @aws-sdk/client-cloudwatch, the first send names the missing package and EmfSink', async () => {
+    // Prepare: a process where the package cannot be loaded
+    let isolated: typeof import('../../../consumer/reporter') | undefined;
+    jest.isolateModules(() => {
+      jest.doMock('@aws-sdk/client-cloudwatch', () => {
+        throw Object.assign(new Error("Cannot find module '@aws-sdk/client-cloudwatch'"), { code: 'MODULE_NOT_FOUND' });
+      });
+      isolated = require('../../../consumer/reporter');
+    });
+    const sink = new isolated!.PutMetricDataSink({ flushDelayMs: 60_000 });
+    // Act
+    await sink.publish(points(1));
+    const sent = sink.flush();
+    // Assess
+    await expect(sent).rejects.toThrow(
+      'PutMetricDataSink needs the optional peer dependency @aws-sdk/client-cloudwatch: install it, or report with EmfSink',
+    );
+    expect(cw).toHaveReceivedCommandTimes(PutMetricDataCommand, 0);
+    jest.dontMock('@aws-sdk/client-cloudwatch');
+  });
+
   it('batches the reports of several pools into one call', async () => {
     // Prepare
     const sink = new PutMetricDataSink({ flushDelayMs: 60_000, awsSdkV3Client: new CloudWatchClient({}) });
