@@ -6,7 +6,6 @@
  * Every child's AWS clients go to a closed loopback port (AWS_ENDPOINT_URL=http://127.0.0.1:9), so an
  * AWS call that should not happen fails fast and shows as "cannot reach" (exit 4), never as a pass.
  */
-import { spawn } from 'node:child_process';
 import {
   mkdirSync,
   mkdtempSync,
@@ -20,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CliClients } from '../../cli/clients';
 import { runCli } from '../../cli/main';
+import { runChild } from '../support/child-process';
 
 const repoRoot = resolve(__dirname, '../..');
 const packageVersion = (
@@ -37,7 +37,7 @@ interface Run {
 }
 
 /** Runs `command args` in the repository to its end; `env` is added to (or, undefined, removed from) the test's. */
-function run(
+async function run(
   command: string,
   args: readonly string[],
   env: Record<string, string | undefined> = {},
@@ -51,19 +51,8 @@ function run(
     else childEnv[k] = v;
   }
   const started = Date.now();
-  return new Promise((done, fail) => {
-    const child = spawn(command, [...args], {
-      cwd,
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr, ms: Date.now() - started }));
-  });
+  const r = await runChild(command, args, { cwd, env: childEnv });
+  return { ...r, ms: Date.now() - started };
 }
 
 /** `node cli/bin.js ...args`. */

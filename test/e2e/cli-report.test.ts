@@ -3,7 +3,6 @@
  * against the local models served over HTTP), its report in the CloudWatch model, and what the
  * rotation function's gates and `converge status` then read from it.
  */
-import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { ReportResult } from '../../cli/commands/report';
@@ -16,6 +15,7 @@ import {
   secretNameDimension,
 } from '../../lambda/shared/metric-contract';
 import { parseGenerationReport } from '../../lambda/shared/report-document';
+import { runChild } from '../support/child-process';
 import { cli, cliModels } from '../support/probes';
 import {
   createRotationHarness,
@@ -68,26 +68,16 @@ function cells(secretName: string, consumer: string) {
 }
 
 /** The real binary (cli/bin.js) with stdin not a terminal, its AWS calls going to `endpoint`. */
-function converge(
+async function converge(
   endpoint: string,
   ...args: string[]
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'cli/bin.js'), ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, AWS_ENDPOINT_URL: endpoint, NODE_NO_WARNINGS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => {
-      printed.push(stdout, stderr);
-      done({ code, stdout, stderr });
-    });
+  const r = await runChild(process.execPath, [join(repoRoot, 'cli/bin.js'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, AWS_ENDPOINT_URL: endpoint, NODE_NO_WARNINGS: '1' },
   });
+  printed.push(r.stdout, r.stderr);
+  return r;
 }
 
 describe('CLI: converge report', () => {

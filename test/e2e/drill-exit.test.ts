@@ -5,10 +5,11 @@
  * Each child gets its own TMPDIR: the drill's PostgreSQL data directory (converge-pg-*) is created
  * there, which tells its server apart from the ones jest's global setup runs.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runChild } from '../support/child-process';
 
 const repoRoot = resolve(__dirname, '../..');
 let tempRoot: string;
@@ -32,29 +33,20 @@ beforeAll(() => {
 afterAll(() => rmSync(tempRoot, { recursive: true, force: true }));
 
 /** Runs `node cli/bin.js ...args` to its end, with the local AWS models (no AWS_ENDPOINT_URL). */
-function converge(...args: string[]): Promise<Run> {
+async function converge(...args: string[]): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tempRoot };
   // jest's setup points every SDK client at a closed port; the drill would take it for an endpoint.
   delete env.AWS_ENDPOINT_URL;
   delete env.CONVERGE_DRILL_ROTATION_FUNCTION;
   // The drill as a user runs it: the default PostgreSQL major, not the one this jest project pins.
   delete env.CONVERGE_PG_MAJOR;
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'cli/bin.js'), ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => {
-      const processesLeft = execFileSync('ps', ['-eo', 'args'])
-        .toString()
-        .split('\n')
-        .filter((line) => line.includes(tempRoot));
-      const dataDirsLeft = readdirSync(tempRoot).filter((name) => name.startsWith('converge-pg-'));
-      done({ code, stdout, stderr, dataDirsLeft, processesLeft });
-    });
-  });
+  const r = await runChild(process.execPath, [join(repoRoot, 'cli/bin.js'), ...args], { cwd: repoRoot, env });
+  const processesLeft = execFileSync('ps', ['-eo', 'args'])
+    .toString()
+    .split('\n')
+    .filter((line) => line.includes(tempRoot));
+  const dataDirsLeft = readdirSync(tempRoot).filter((name) => name.startsWith('converge-pg-'));
+  return { ...r, dataDirsLeft, processesLeft };
 }
 
 /** What the drill's own passwords look like (cli/local/postgres.ts), and any `password` field. */
