@@ -80,6 +80,36 @@ describe('Pair evidence: an existing alternate role is taken over only when it i
     expect(await roleComment(h.db.dbname, green)).toBe(`${PAIR_MARKER_PREFIX}"${blue}"`);
   });
 
+  it('refuses an explicitly named pair when the current user can administer the alternate (ADMIN OPTION), changing nothing', async () => {
+    // Prepare: the operator names the pair, but the application user holds ADMIN OPTION on it, so it
+    // could change that role's password or memberships behind converge's back
+    const h = await harness('pairadm', { secretFields: {} });
+    const blue = h.db.app.username;
+    const green = `${blue}_green`;
+    await withAdmin(h.db.server, h.db.dbname, h.db.master, (c) =>
+      c.query(`CREATE ROLE ${c.escapeIdentifier(green)} LOGIN PASSWORD 'operator-made-password-4'`),
+    );
+    await asSuperuser(h.db.dbname, (c) =>
+      c.query(
+        `GRANT ${c.escapeIdentifier(green)} TO ${c.escapeIdentifier(blue)} WITH ADMIN OPTION`,
+      ),
+    );
+    h.model.putSecretValue({
+      SecretId: h.secretArn,
+      SecretString: JSON.stringify({ ...h.current().fields, alternateUsername: green }),
+      VersionStages: ['AWSCURRENT'],
+    });
+    const before = await rolesLike(`${blue}%`);
+    // Act
+    const err = await h.rotate().catch((e: unknown) => e);
+    errors.push(err);
+    // Assess
+    expect(err).toBeInstanceOf(ConfusedDeputyError);
+    expect((err as Error).message).toContain(`role "${blue}" can administer "${green}"`);
+    expect(await rolesLike(`${blue}%`)).toEqual(before);
+    expect(h.current().username).toBe(blue);
+  });
+
   it('marks the alternate user it creates, and on the next rotation takes over the original user on that evidence', async () => {
     // Prepare
     const h = await harness('pairmark');
